@@ -1,0 +1,261 @@
+"""Typed run configuration: the single source of truth for YAML files, CLI
+overrides and hash-named run folders (open_lth's discipline).
+
+A YAML file mirrors :class:`RunConfig` section by section; unknown keys and values
+of the wrong type are errors naming the key and the expected type. ``--set
+section.key=value`` overrides use YAML syntax for the value. The run folder is
+named by a hash of the fields that differ from their defaults, so adding a new
+field with a default never renames existing runs.
+
+Example:
+
+>>> config = load_config("configs/lenet_mnist.yaml", ["pruning.rounds=3"])
+>>> config.hashname()
+'imp_3f2a9c1d0b7e'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+
+import yaml
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, and how the validation split is held out."""
+
+    name: str = "mnist"
+    """mnist, fashion_mnist, cifar10, cifar100 (tensorflow-datasets or .npz) or
+    digits (scikit-learn's bundled 8x8 digits, offline)."""
+    path: str | None = None
+    """A .npz with x_train/y_train/x_test/y_test; overrides the name lookup."""
+    validation_size: int = 5000
+    """Examples held out of the training set for validation (fixed seed)."""
+    validation_seed: int = 0
+    train_size: int | None = None
+    """Use only the first N training examples (after holding out validation)."""
+    download: bool = False
+    """Allow tensorflow-datasets to download a missing dataset."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lenet_300_100"
+    """A name from keras_lottery.models.names()."""
+    options: dict[str, typing.Any] = field(default_factory=dict)
+    """Builder options, e.g. {hidden: [300, 100]}."""
+
+
+@dataclass
+class TrainingConfig:
+    optimizer: str = "adam"
+    """sgd, adam or adamw."""
+    learning_rate: float = 1.2e-3
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    batch_size: int = 60
+    duration: str = "50000it"
+    """Training length per round: '50000it' (rounded up to whole epochs) or '40ep'."""
+    milestones: list[str] = field(default_factory=list)
+    """Steps where the learning rate is multiplied by gamma, e.g. ['80ep', '120ep']."""
+    gamma: float = 0.1
+    warmup: str = "0it"
+    """Linear learning-rate warm-up length."""
+
+
+@dataclass
+class PruningConfig:
+    fraction: float = 0.2
+    """Share of the remaining weights pruned per round."""
+    rounds: int | None = None
+    target_sparsity: float | None = None
+    """Alternative to rounds: the fewest rounds reaching this sparsity."""
+    scope: str = "layerwise"
+    """global or layerwise."""
+    layers: str | list[str] = "paper"
+    """A registry scope name ('paper', 'all', ...) or a list of layer names."""
+    exclude: list[str] = field(default_factory=list)
+    layer_fractions: dict[str, float] = field(default_factory=dict)
+    """Per-layer rates; keys may be fnmatch patterns like 'stage*_conv1'."""
+    rewind: str = "0it"
+    evaluate_at: str = "final"
+    """final, or best (lowest validation loss epoch) for the test metrics."""
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+    baselines: list[str] = field(
+        default_factory=lambda: ["random_reinit", "random_prune"]
+    )
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def non_default(self) -> dict:
+        """The fields that differ from their defaults (what names the run)."""
+        return _diff(self, RunConfig())
+
+    def hashname(self) -> str:
+        canonical = json.dumps(self.non_default(), sort_keys=True, default=str)
+        return "imp_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+def _diff(value, default):
+    if dataclasses.is_dataclass(value):
+        out = {}
+        for f in dataclasses.fields(value):
+            sub = _diff(getattr(value, f.name), getattr(default, f.name))
+            if sub is not _SAME:
+                out[f.name] = sub
+        return out if out else _SAME
+    return _SAME if value == default else value
+
+
+_SAME = object()
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+class ConfigError(ValueError):
+    """A config key is unknown or has a value of the wrong type."""
+
+
+def from_dict(data: typing.Mapping, cls=RunConfig, prefix: str = ""):
+    """Builds ``cls`` from nested dicts, checking every key and type."""
+    if not isinstance(data, typing.Mapping):
+        raise ConfigError(
+            f"'{prefix.rstrip('.') or 'config'}' must be a mapping; got {_kind(data)}."
+        )
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f" in '{prefix}'" if prefix else ""
+        raise ConfigError(
+            f"Unknown config key(s){where}: {', '.join(prefix + k for k in unknown)}. "
+            f"Allowed: {', '.join(sorted(fields))}."
+        )
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        key = prefix + name
+        if dataclasses.is_dataclass(hint):
+            values[name] = from_dict(
+                value if value is not None else {}, hint, key + "."
+            )
+        else:
+            values[name] = _coerce(value, hint, key)
+    return cls(**values)
+
+
+def _coerce(value, hint, key):
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(hint):
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as error:
+                errors.append(error)
+        raise ConfigError(f"'{key}' must be {_type_name(hint)}; got {_kind(value)}.")
+    if hint is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"'{key}' must be null; got {_kind(value)}.")
+    if hint is typing.Any:
+        return value
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(
+                f"'{key}' must be {_type_name(hint)}; got {_kind(value)}."
+            )
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        key_type, item = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"'{key}' must be {_type_name(hint)}; got {_kind(value)}."
+            )
+        return {
+            _coerce(k, key_type, f"{key} key"): _coerce(v, item, f"{key}.{k}")
+            for k, v in value.items()
+        }
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        return float(value)  # PyYAML reads '1e-3' (no dot) as a string
+    if hint in (int, float, str, bool) and type(value) is hint:
+        return value
+    raise ConfigError(f"'{key}' must be {_type_name(hint)}; got {_kind(value)}.")
+
+
+def _type_name(hint) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(hint)[0])}"
+    if origin is dict:
+        k, v = typing.get_args(hint)
+        return f"a mapping of {_type_name(k)} to {_type_name(v)}"
+    return {int: "an int", float: "a number", str: "a string", bool: "true/false"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "null"
+    return f"{type(value).__name__} {value!r}"
+
+
+def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
+    """Applies ``section.key=value`` strings (values parsed as YAML) to ``data``."""
+    for override in overrides:
+        if "=" not in override:
+            raise ConfigError(
+                f"Override {override!r} must look like section.key=value."
+            )
+        path, raw = override.split("=", 1)
+        keys = path.strip().split(".")
+        target = data
+        for k in keys[:-1]:
+            target = target.setdefault(k, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"Override {override!r}: '{k}' is not a section.")
+        target[keys[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return data
+
+
+def load_config(path=None, overrides: typing.Iterable[str] = ()) -> RunConfig:
+    """Reads a YAML config (or the defaults if ``path`` is None) plus overrides."""
+    data = {}
+    if path is not None:
+        with open(path) as handle:
+            data = yaml.safe_load(handle) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections.")
+    return from_dict(apply_overrides(data, overrides))

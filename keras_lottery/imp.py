@@ -1,0 +1,657 @@
+"""Iterative magnitude pruning (IMP) with weight rewinding.
+
+Frankle & Carbin (2019) train, prune p% of the remaining weights, reset the
+survivors to their initial values and repeat. Frankle et al. ("Stabilizing the
+LTH", "Linear Mode Connectivity and the LTH") rewind to an early iterate W_k
+instead of W_0. This module does both through ordinary ``model.fit``:
+
+- Round 0 trains the dense model for T steps and captures the full state (every
+  variable, batch-norm statistics included) at step k.
+- Round r >= 1 prunes down to ``(1 - p) ** r`` of the dense weights (exact counts,
+  per layer or globally, per-layer rates allowed), restores the step-k state
+  bitwise for the survivors, compiles a *fresh optimizer* from the user's compile
+  settings and trains steps k..T: the learning-rate schedule continues from step k
+  (``OffsetSchedule``; epoch-indexed callbacks see ``initial_epoch = k // S``), as
+  open_lth does. Adam's bias correction restarts with the fresh optimizer.
+- Optionally each round also trains the two standard controls with the same
+  recipe: random reinitialization (same masks, fresh initialization) and random
+  pruning (same per-layer counts, random positions, rewound weights).
+
+Example:
+
+>>> model = keras_lottery.models.get("lenet_300_100")
+>>> model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+>>> imp = IterativeMagnitudePruning(fraction=0.2, rounds=5, rewind="0it",
+...                                 scope="layerwise", layer_fractions={"output": 0.1})
+>>> result = imp.run(model, x, y, epochs=10, batch_size=60, validation_split=0.1,
+...                  test_data=(x_test, y_test))
+>>> print(result.table()); result.ticket.save("ticket.npz")
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+
+import keras
+import numpy as np
+
+from keras_lottery import pruning
+from keras_lottery._io import atomic_write_bytes, atomic_write_json
+from keras_lottery.rewind import (
+    OffsetSchedule,
+    RewindCheckpoint,
+    Step,
+    StopAtIteration,
+    capture_state,
+    restore_state,
+)
+from keras_lottery.ticket import Ticket
+
+BASELINES = ("random_reinit", "random_prune")
+EVALUATE_AT = ("final", "best")
+
+
+@dataclass
+class TrainingRecord:
+    """What one training run (a ticket or a control) reached."""
+
+    history: dict[str, list[float]]
+    epochs: int
+    steps: int
+    wall_time: float
+    best_epoch: int | None
+    final: dict[str, float]
+    best: dict[str, float]
+    test: dict[str, float] | None
+
+
+@dataclass
+class RoundRecord:
+    """One IMP round: sparsity after pruning and the training that followed."""
+
+    round: int
+    fraction_remaining: float
+    layers_remaining: dict[str, float]
+    ticket: TrainingRecord
+    baselines: dict[str, TrainingRecord] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> RoundRecord:
+        data = dict(data)
+        data["ticket"] = TrainingRecord(**data["ticket"])
+        data["baselines"] = {
+            k: TrainingRecord(**v) for k, v in data["baselines"].items()
+        }
+        return cls(**data)
+
+
+@dataclass
+class IMPResult:
+    """Per-round records and the final ticket of an IMP run."""
+
+    rounds: list[RoundRecord]
+    ticket: Ticket
+
+    def table(self, metric: str = "accuracy") -> str:
+        """Round | weights remaining | ticket / controls ``metric`` on test data
+        (validation, then training metrics when there is no test data)."""
+        return format_round_table([r.to_dict() for r in self.rounds], metric)
+
+    def to_dict(self) -> dict:
+        return {
+            "rounds": [r.to_dict() for r in self.rounds],
+            "ticket": {
+                k: v for k, v in self.ticket.metadata.items() if k != "model_config"
+            },
+        }
+
+
+class IterativeMagnitudePruning:
+    """Runs IMP with rewinding on a compiled Keras model through ``model.fit``.
+
+    Args:
+        fraction: share of the remaining weights pruned per round, in (0, 1).
+        rounds: number of pruning rounds (round 0, the dense run, not counted).
+        target_sparsity: alternative to ``rounds``: the fewest rounds that reach
+            at least this sparsity at rate ``fraction``.
+        scope: ``"global"`` (one threshold across layers, open_lth) or
+            ``"layerwise"`` (Frankle & Carbin's LeNet/Conv-N).
+        layers: names of the masked layers to prune (default: all).
+        exclude: names never pruned.
+        layer_fractions: per-layer rates overriding ``fraction``.
+        rewind: rewind point: ``0`` (reset to init), ``"500it"``, ``"2ep"``.
+        baselines: controls trained every round: ``"random_reinit"``,
+            ``"random_prune"``.
+        evaluate_at: ``"final"`` (weights at the end of training) or ``"best"``
+            (weights of the epoch with the lowest validation loss, Frankle &
+            Carbin's early-stopping criterion) for the recorded test metrics.
+        seed: seeds every round (``seed + round``) so runs are reproducible and
+            resumable.
+        checkpoint_dir: if set, each finished round is saved there and a new
+            ``run`` resumes after the last finished round.
+        verbose: 1 prints one summary line per round.
+    """
+
+    def __init__(
+        self,
+        *,
+        fraction: float = 0.2,
+        rounds: int | None = None,
+        target_sparsity: float | None = None,
+        scope: str = "global",
+        layers: Iterable[str] | None = None,
+        exclude: Iterable[str] = (),
+        layer_fractions: Mapping[str, float] | None = None,
+        rewind="0it",
+        baselines: Iterable[str] = (),
+        evaluate_at: str = "final",
+        seed: int = 0,
+        checkpoint_dir: str | None = None,
+        verbose: int = 1,
+    ):
+        _check_fraction(fraction, "fraction")
+        for name, value in (layer_fractions or {}).items():
+            _check_fraction(value, f"layer_fractions[{name!r}]")
+        if scope not in pruning.SCOPES:
+            raise ValueError(f"scope must be one of {pruning.SCOPES}; got {scope!r}.")
+        self.rounds = rounds_for(fraction, rounds, target_sparsity)
+        self.fraction = fraction
+        self.scope = scope
+        self.layers = None if layers is None else list(layers)
+        self.exclude = list(exclude)
+        self.layer_fractions = dict(layer_fractions or {})
+        self.rewind = Step.parse(rewind)
+        self.baselines = tuple(baselines)
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise ValueError(
+                f"Unknown baseline(s) {unknown}; allowed: {list(BASELINES)}."
+            )
+        if evaluate_at not in EVALUATE_AT:
+            raise ValueError(
+                f"evaluate_at must be one of {EVALUATE_AT}; got {evaluate_at!r}."
+            )
+        self.evaluate_at = evaluate_at
+        self.seed = int(seed)
+        self.checkpoint_dir = checkpoint_dir
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ run
+
+    def run(
+        self,
+        model,
+        x=None,
+        y=None,
+        *,
+        test_data=None,
+        model_fn: Callable | None = None,
+        **fit_kwargs,
+    ) -> IMPResult:
+        """Runs every round and returns the records and the final ticket.
+
+        Args:
+            model: a compiled Keras model with masked layers.
+            x, y, **fit_kwargs: passed to ``model.fit`` every round (``epochs``
+                is required; ``callbacks`` are deep-copied per round).
+            test_data: ``(x, y)`` or a dataset evaluated after each training.
+            model_fn: zero-argument factory returning a freshly initialized,
+                compiled copy of ``model``; needed for the baselines only when
+                ``model`` is subclassed (otherwise ``keras.models.clone_model``
+                is used).
+        """
+        pruning.sparsity_report(model)  # raises if there is nothing to prune
+        if not getattr(model, "compiled", False):
+            raise ValueError(
+                "Compile the model first: IMP re-creates a fresh optimizer "
+                "from its compile settings every round."
+            )
+        epochs = fit_kwargs.pop("epochs", None)
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(
+                f"fit argument `epochs` must be a positive int; got {epochs!r}."
+            )
+        if "initial_epoch" in fit_kwargs:
+            raise ValueError(
+                "Do not pass initial_epoch: IMP sets it from the rewind point."
+            )
+        steps_per_epoch = infer_steps_per_epoch(x, fit_kwargs)
+        total = epochs * steps_per_epoch
+        k = self.rewind.iterations(steps_per_epoch)
+        if k >= total:
+            raise ValueError(
+                f"Rewind point {self.rewind} (= {k} iterations) is not before the end "
+                f"of training ({epochs} epochs x {steps_per_epoch} steps = {total} "
+                "iterations). Choose an earlier rewind point or train longer."
+            )
+        job = _Job(
+            self,
+            model,
+            x,
+            y,
+            test_data,
+            model_fn,
+            fit_kwargs,
+            epochs,
+            steps_per_epoch,
+            k,
+        )
+        return job.run()
+
+    def densities(self, round_index: int) -> tuple[float, dict[str, float]]:
+        """Target density (vs. dense) after ``round_index`` rounds, overall and
+        per overridden layer."""
+        overall = (1.0 - self.fraction) ** round_index
+        per_layer = {
+            n: (1.0 - f) ** round_index for n, f in self.layer_fractions.items()
+        }
+        return overall, per_layer
+
+
+def rounds_for(
+    fraction: float, rounds: int | None, target_sparsity: float | None
+) -> int:
+    """Validates ``rounds`` / ``target_sparsity`` and returns the number of rounds."""
+    if (rounds is None) == (target_sparsity is None):
+        raise ValueError("Give exactly one of `rounds` and `target_sparsity`.")
+    if rounds is not None:
+        if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
+            raise ValueError(f"rounds must be a non-negative int; got {rounds!r}.")
+        return rounds
+    if not isinstance(target_sparsity, (int, float)) or not 0 < target_sparsity < 1:
+        raise ValueError(f"target_sparsity must be in (0, 1); got {target_sparsity!r}.")
+    return math.ceil(math.log(1 - target_sparsity) / math.log(1 - fraction) - 1e-9)
+
+
+def _check_fraction(value, what: str) -> None:
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not 0 < value < 1
+    ):
+        raise ValueError(f"{what} must be a number in (0, 1); got {value!r}.")
+
+
+def infer_steps_per_epoch(x, fit_kwargs: Mapping) -> int:
+    """Optimizer steps per epoch for these ``fit`` arguments (as Keras counts them)."""
+    if fit_kwargs.get("steps_per_epoch"):
+        return int(fit_kwargs["steps_per_epoch"])
+    if hasattr(x, "cardinality"):  # tf.data.Dataset
+        n = int(x.cardinality())
+        if n > 0:
+            return n
+        raise ValueError(
+            "The dataset's length is unknown or infinite: pass steps_per_epoch."
+        )
+    if (
+        hasattr(x, "__len__")
+        and hasattr(x, "__getitem__")
+        and not isinstance(x, (np.ndarray, list, tuple, dict))
+    ):
+        return len(x)  # keras.utils.PyDataset
+    leaf = x
+    while isinstance(leaf, (list, tuple, dict)):
+        leaf = next(iter(leaf.values())) if isinstance(leaf, dict) else leaf[0]
+    n = int(np.shape(leaf)[0])
+    split = fit_kwargs.get("validation_split") or 0.0
+    if split:
+        n = int(math.floor(n * (1.0 - split)))
+    batch_size = fit_kwargs.get("batch_size") or 32
+    return math.ceil(n / batch_size)
+
+
+class _Job:
+    """The state of one ``IterativeMagnitudePruning.run`` call."""
+
+    def __init__(
+        self,
+        imp,
+        model,
+        x,
+        y,
+        test_data,
+        model_fn,
+        fit_kwargs,
+        epochs,
+        steps_per_epoch,
+        k,
+    ):
+        self.imp, self.model, self.x, self.y = imp, model, x, y
+        self.test_data, self.model_fn = test_data, model_fn
+        self.callbacks = copy.deepcopy(list(fit_kwargs.pop("callbacks", None) or []))
+        self.fit_kwargs = fit_kwargs
+        self.epochs, self.steps_per_epoch, self.k = epochs, steps_per_epoch, k
+        self.total = epochs * steps_per_epoch
+        self.compile_config = model.get_compile_config()
+        self.store = _Checkpoints(imp.checkpoint_dir) if imp.checkpoint_dir else None
+
+    def run(self) -> IMPResult:
+        records, rewind_state, start = [], None, 0
+        if self.store is not None:
+            records, rewind_state = self.store.resume(self.model)
+            start = len(records)
+            if start and self.imp.verbose:
+                print(
+                    f"[keras_lottery] resuming after round {start - 1} "
+                    f"from {self.store.root}"
+                )
+        for r in range(start, self.imp.rounds + 1):
+            keras.utils.set_random_seed(self.imp.seed + r)
+            if r == 0:
+                record, rewind_state = self._dense_round()
+            else:
+                record = self._pruned_round(r, rewind_state)
+            records.append(record)
+            if self.store is not None:
+                self.store.save_round(
+                    self.model,
+                    record,
+                    rewind_state,
+                    self._ticket(r, record, rewind_state),
+                )
+            if self.imp.verbose:
+                print(summary_line(record.to_dict()), flush=True)
+        final = records[-1]
+        return IMPResult(records, self._ticket(final.round, final, rewind_state))
+
+    # ------------------------------------------------------------------ rounds
+
+    def _dense_round(self):
+        capture = RewindCheckpoint(self.imp.rewind)
+        record = self._train(self.model, 0, extra_callbacks=[capture])
+        return self._round_record(0, record, {}), capture.state
+
+    def _pruned_round(self, r, rewind_state):
+        density, layer_densities = self.imp.densities(r)
+        pruning.prune_to_density(
+            self.model,
+            density,
+            scope=self.imp.scope,
+            layers=self.imp.layers,
+            exclude=self.imp.exclude,
+            layer_densities=layer_densities,
+        )
+        masks = pruning.get_masks(self.model)
+        restore_state(self.model, rewind_state)
+        record = self._train(self.model, self.k)
+        baselines = {}
+        for name in self.imp.baselines:
+            keras.utils.set_random_seed(self.imp.seed + 1000 * (r + 1) + len(baselines))
+            baselines[name] = self._train(
+                self._control(name, masks, rewind_state, r), self.k
+            )
+        return self._round_record(r, record, baselines)
+
+    def _control(self, name, masks, rewind_state, r):
+        control = self._fresh_model()
+        if name == "random_prune":
+            restore_state(control, rewind_state)
+            masks = pruning.random_masks_like(masks, seed=self.imp.seed + 7919 * r)
+        pruning.set_masks(control, masks)
+        return control
+
+    def _fresh_model(self):
+        if self.model_fn is not None:
+            return self.model_fn()
+        try:
+            fresh = keras.models.clone_model(self.model)
+        except Exception as error:
+            raise ValueError(
+                "Baselines need a freshly initialized copy of the model; this model "
+                f"cannot be cloned ({error}). Pass model_fn=... to run()."
+            ) from error
+        fresh.compile_from_config(self.compile_config)
+        return fresh
+
+    def _round_record(self, r, training, baselines) -> RoundRecord:
+        report = pruning.sparsity_report(self.model)
+        return RoundRecord(
+            round=r,
+            fraction_remaining=report.fraction_remaining,
+            layers_remaining={
+                lyr.name: lyr.fraction_remaining for lyr in report.layers
+            },
+            ticket=training,
+            baselines=baselines,
+        )
+
+    def _ticket(self, r, record, rewind_state) -> Ticket:
+        return Ticket.from_model(
+            self.model,
+            weights=rewind_state,
+            method="imp",
+            round=r,
+            rewind=str(self.imp.rewind),
+            rewind_iterations=self.k,
+            scope=self.imp.scope,
+            fraction=self.imp.fraction,
+            metrics={"test": record.ticket.test, "final": record.ticket.final},
+        )
+
+    # ------------------------------------------------------------------ training
+
+    def _train(self, model, start, extra_callbacks=()) -> TrainingRecord:
+        """Trains steps start..T with a fresh optimizer and records the outcome."""
+        model.compile_from_config(_offset_compile_config(self.compile_config, start))
+        best = _Recorder(keep_best=self.imp.evaluate_at == "best")
+        callbacks = copy.deepcopy(self.callbacks) + list(extra_callbacks) + [best]
+        if start % self.steps_per_epoch:
+            callbacks.append(StopAtIteration(self.total - start))
+        began = time.perf_counter()
+        history = model.fit(
+            self.x,
+            self.y,
+            epochs=self.epochs,
+            initial_epoch=start // self.steps_per_epoch,
+            callbacks=callbacks,
+            **self.fit_kwargs,
+        )
+        wall = time.perf_counter() - began
+        logs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        trained_epochs = len(next(iter(logs.values()), []))
+        best_index = _argmin(logs.get("val_loss"))
+        first_epoch = start // self.steps_per_epoch
+        final = {k: v[-1] for k, v in logs.items() if v}
+        at_best = (
+            {k: v[best_index] for k, v in logs.items()}
+            if best_index is not None
+            else {}
+        )
+        test = None
+        if self.test_data is not None:
+            if best.state is not None:
+                trained = capture_state(model)
+                _assign_all(model, best.state)
+            test = _evaluate(model, self.test_data)
+            if best.state is not None:
+                _assign_all(model, trained)
+        return TrainingRecord(
+            history=logs,
+            epochs=trained_epochs,
+            steps=best.steps,
+            wall_time=wall,
+            best_epoch=None if best_index is None else first_epoch + best_index,
+            final=final,
+            best=at_best,
+            test=test,
+        )
+
+
+def _argmin(values):
+    if not values:
+        return None
+    return int(np.nanargmin(values)) if not np.all(np.isnan(values)) else None
+
+
+def _evaluate(model, data) -> dict[str, float]:
+    if isinstance(data, tuple) and len(data) == 2:
+        result = model.evaluate(*data, verbose=0, return_dict=True)
+    else:
+        result = model.evaluate(data, verbose=0, return_dict=True)
+    return {k: float(v) for k, v in result.items()}
+
+
+def _assign_all(model, state) -> None:
+    for variable, value in zip(model.weights, state, strict=True):
+        variable.assign(value)
+
+
+def _offset_compile_config(config: dict, start: int) -> dict:
+    """The compile config with the learning-rate schedule shifted to start at
+    ``start`` (a fresh optimizer otherwise restarts the schedule at 0)."""
+    config = copy.deepcopy(config)
+    optimizer = config.get("optimizer")
+    if start and isinstance(optimizer, dict):
+        lr = optimizer.get("config", {}).get("learning_rate")
+        if isinstance(lr, dict):
+            schedule = OffsetSchedule(lr, start)
+            optimizer["config"]["learning_rate"] = keras.saving.serialize_keras_object(
+                schedule
+            )
+    return config
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Counts optimizer steps and (if asked) keeps the weights of the epoch with
+    the lowest validation loss."""
+
+    def __init__(self, keep_best: bool):
+        super().__init__()
+        self.keep_best = keep_best
+        self.steps, self.state, self.best = 0, None, np.inf
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("val_loss")
+        if self.keep_best and loss is not None and loss < self.best:
+            self.best, self.state = loss, capture_state(self.model)
+
+
+# ------------------------------------------------------------------ checkpoints
+
+
+class _Checkpoints:
+    """``round_NNN/{record.json, trained.npz, ticket.npz}`` + ``rewind_state.npz``.
+
+    A round counts as finished once its ``record.json`` exists (written last).
+    """
+
+    def __init__(self, root):
+        self.root = os.fspath(root)
+
+    def _round_dir(self, r):
+        return os.path.join(self.root, f"round_{r:03d}")
+
+    def finished_rounds(self) -> list[int]:
+        found = glob.glob(os.path.join(self.root, "round_*", "record.json"))
+        rounds = sorted(int(os.path.basename(os.path.dirname(p))[6:]) for p in found)
+        # Only a contiguous prefix counts (a later round without its predecessor
+        # cannot be resumed from).
+        return [r for i, r in enumerate(rounds) if r == i]
+
+    def resume(self, model):
+        rounds = self.finished_rounds()
+        if not rounds:
+            return [], None
+        records = []
+        for r in rounds:
+            with open(os.path.join(self._round_dir(r), "record.json")) as handle:
+                records.append(RoundRecord.from_dict(json.load(handle)))
+        _assign_all(
+            model,
+            _load_arrays(os.path.join(self._round_dir(rounds[-1]), "trained.npz")),
+        )
+        rewind_state = _load_arrays(os.path.join(self.root, "rewind_state.npz"))
+        return records, rewind_state
+
+    def save_round(self, model, record, rewind_state, ticket) -> None:
+        directory = self._round_dir(record.round)
+        os.makedirs(directory, exist_ok=True)
+        if record.round == 0:
+            _save_arrays(os.path.join(self.root, "rewind_state.npz"), rewind_state)
+        _save_arrays(os.path.join(directory, "trained.npz"), capture_state(model))
+        ticket.save(os.path.join(directory, "ticket.npz"))
+        atomic_write_json(os.path.join(directory, "record.json"), record.to_dict())
+
+
+def _save_arrays(path, arrays) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _load_arrays(path) -> list[np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return [np.array(data[f"arr_{i}"]) for i in range(len(data.files))]
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def _metric(training: Mapping | None, metric: str):
+    if not training:
+        return None
+    for source in ("test", "final"):
+        values = training.get(source) or {}
+        for key in (metric, f"val_{metric}") if source == "final" else (metric,):
+            if key in values:
+                return values[key]
+    return None
+
+
+def format_round_table(rounds: list[Mapping], metric: str = "accuracy") -> str:
+    """A text table of round records (dicts as saved in ``record.json``)."""
+    controls = sorted({name for r in rounds for name in r.get("baselines", {})})
+    header = ["round", "remaining", f"ticket {metric}"] + [
+        f"{c} {metric}" for c in controls
+    ]
+    header += ["epochs", "seconds"]
+    rows = []
+    for r in rounds:
+        row = [
+            str(r["round"]),
+            f"{100 * r['fraction_remaining']:.2f}%",
+            _fmt(_metric(r["ticket"], metric)),
+        ]
+        row += [_fmt(_metric(r.get("baselines", {}).get(c), metric)) for c in controls]
+        row += [str(r["ticket"]["epochs"]), f"{r['ticket']['wall_time']:.1f}"]
+        rows.append(row)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines += [
+        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def summary_line(record: Mapping, metric: str = "accuracy") -> str:
+    """One line per round for progress output."""
+    parts = [
+        f"[keras_lottery] round {record['round']}",
+        f"{100 * record['fraction_remaining']:.2f}% weights remaining",
+        f"ticket {metric} {_fmt(_metric(record['ticket'], metric))}",
+    ]
+    for name, training in record.get("baselines", {}).items():
+        parts.append(f"{name} {_fmt(_metric(training, metric))}")
+    parts.append(
+        f"{record['ticket']['epochs']} epochs, {record['ticket']['wall_time']:.1f}s"
+    )
+    return " | ".join(parts)

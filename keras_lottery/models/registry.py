@@ -1,0 +1,167 @@
+"""Model registry and the machine-readable description of a network's topology.
+
+Every builder returns a Keras model made of masked layers whose names follow
+``stage{s}_block{b}_{layer}``, plus an :class:`Architecture` describing stem,
+stages, blocks and head. Elastic depth conversion and pruning scopes read the
+description; nothing else should need to know a family's topology.
+
+Example:
+
+>>> model = get("conv4", num_classes=10, input_shape=(32, 32, 3))
+>>> describe(model).stages[1].blocks[0].layers
+('stage2_block1_conv1',)
+>>> pruning_scope(model, "paper")
+['stage1_block1_conv1', ..., 'output']
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import keras
+
+
+@dataclass(frozen=True)
+class Block:
+    """A unit that elastic depth conversion may replicate or drop."""
+
+    name: str
+    layers: tuple[str, ...]
+    downsample: bool = False
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    blocks: tuple[Block, ...]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Topology of a built model: stem -> stages -> blocks -> layers -> head.
+
+    ``scopes`` maps a scope name (``"paper"`` plus any family-specific ones) to
+    the names of the masked layers that scope prunes. ``options`` are the
+    builder arguments, enough to rebuild the same network with :func:`get`.
+    """
+
+    family: str
+    name: str
+    stem: tuple[str, ...]
+    stages: tuple[Stage, ...]
+    head: tuple[str, ...]
+    scopes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "family": self.family,
+            "name": self.name,
+            "stem": list(self.stem),
+            "stages": [
+                {
+                    "name": s.name,
+                    "blocks": [
+                        {
+                            "name": b.name,
+                            "layers": list(b.layers),
+                            "downsample": b.downsample,
+                        }
+                        for b in s.blocks
+                    ],
+                }
+                for s in self.stages
+            ],
+            "head": list(self.head),
+            "scopes": {k: list(v) for k, v in self.scopes.items()},
+            "options": dict(self.options),
+        }
+
+
+Builder = Callable[..., tuple[keras.Model, Architecture]]
+_REGISTRY: dict[str, Builder] = {}
+_ATTRIBUTE = "_lottery_architecture"
+
+
+def register(name: str):
+    """Decorator registering ``fn(num_classes, input_shape, **options) -> (model,
+    architecture)`` under ``name``."""
+
+    def wrap(fn: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"Model name {name!r} is already registered.")
+        _REGISTRY[name] = fn
+        return fn
+
+    return wrap
+
+
+def names() -> list[str]:
+    """Every registered model name, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str, num_classes: int = 10, input_shape: tuple | None = None, **options):
+    """Builds the registered model ``name`` (uncompiled, masked layers, masks all ones).
+
+    Raises ``ValueError`` listing the registered names for an unknown ``name``
+    and naming the bad option for invalid options.
+    """
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, names(), n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise ValueError(f"Unknown model {name!r}.{hint} Registered models: {names()}.")
+    if (
+        not isinstance(num_classes, int)
+        or isinstance(num_classes, bool)
+        or num_classes < 1
+    ):
+        raise ValueError(f"num_classes must be a positive int; got {num_classes!r}.")
+    model, architecture = _REGISTRY[name](
+        num_classes=num_classes, input_shape=input_shape, **options
+    )
+    setattr(model, _ATTRIBUTE, architecture)
+    return model
+
+
+def describe(model) -> Architecture:
+    """The :class:`Architecture` of a model built by :func:`get`."""
+    architecture = getattr(model, _ATTRIBUTE, None)
+    if architecture is None:
+        raise ValueError(
+            "This model was not built by keras_lottery.models.get (or is a copy "
+            "of one), so its topology is unknown. Rebuild it with "
+            "models.get(name, **options)."
+        )
+    return architecture
+
+
+def pruning_scope(model, scope: str = "paper") -> list[str]:
+    """Names of the masked layers that ``scope`` prunes for a registry model."""
+    architecture = describe(model)
+    if scope not in architecture.scopes:
+        raise ValueError(
+            f"Unknown pruning scope {scope!r} for {architecture.name}; available: "
+            f"{sorted(architecture.scopes)}."
+        )
+    return list(architecture.scopes[scope])
+
+
+def count_parameters(model) -> int:
+    """Parameters of ``model`` excluding masks (comparable to published sizes).
+
+    Keras's ``model.count_params()`` counts mask variables too.
+    """
+    from keras_lottery.layers.masked import is_masked
+
+    masks = {id(layer.mask) for layer in model._flatten_layers() if is_masked(layer)}
+    return sum(_size(v.shape) for v in model.weights if id(v) not in masks)
+
+
+def _size(shape) -> int:
+    out = 1
+    for d in shape:
+        out *= int(d)
+    return out

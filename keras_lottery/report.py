@@ -1,0 +1,81 @@
+"""Reports of IMP runs: the round table and a plot of test accuracy vs. weights
+remaining (log x axis) for the ticket and its controls.
+
+Example:
+
+>>> print(write_report("runs/imp_3f2a9c1d0b7e"))
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+from keras_lottery._io import atomic_write_bytes, atomic_write_text
+from keras_lottery.imp import _metric, format_round_table
+
+PLOT_NAME = "accuracy_vs_weights.png"
+
+
+def load_rounds(directory: str) -> list[dict]:
+    """The finished rounds' records of a run folder, in order."""
+    paths = sorted(glob.glob(os.path.join(directory, "round_*", "record.json")))
+    if not paths:
+        raise FileNotFoundError(
+            f"{directory} holds no finished round (round_*/record.json)."
+        )
+    rounds = []
+    for path in paths:
+        with open(path) as handle:
+            rounds.append(json.load(handle))
+    return rounds
+
+
+def write_report(directory: str, metric: str = "accuracy") -> str:
+    """Writes ``report.txt`` and the plot into ``directory``; returns the table."""
+    rounds = load_rounds(directory)
+    table = format_round_table(rounds, metric)
+    atomic_write_text(os.path.join(directory, "report.txt"), table + "\n")
+    plot(rounds, os.path.join(directory, PLOT_NAME), metric)
+    return table
+
+
+def plot(rounds: list[dict], path: str, metric: str = "accuracy") -> None:
+    """Test ``metric`` vs. percent of weights remaining, one line per method."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    remaining = [100 * r["fraction_remaining"] for r in rounds]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.plot(
+        remaining,
+        [_metric(r["ticket"], metric) for r in rounds],
+        "o-",
+        label="ticket (IMP)",
+    )
+    controls = sorted({name for r in rounds for name in r.get("baselines", {})})
+    for name in controls:
+        points = [
+            (x, _metric(r["baselines"].get(name), metric))
+            for x, r in zip(remaining, rounds, strict=True)
+            if name in r["baselines"]
+        ]
+        ax.plot(*zip(*points, strict=True), "s--", label=name.replace("_", " "))
+    ax.set_xscale("log")
+    ax.set_xticks(remaining, [f"{v:.3g}" for v in remaining])
+    ax.minorticks_off()
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_ylabel(f"test {metric}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

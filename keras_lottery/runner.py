@@ -1,0 +1,124 @@
+"""Runs a :class:`RunConfig` in a hash-named folder: idempotent and resumable.
+
+Layout of ``<out>/<hashname>/``:
+
+- ``config.yaml``: the full config (every field);
+- ``round_NNN/{record.json, ticket.npz, trained.npz}`` and ``rewind_state.npz``:
+  written by the IMP driver as each round finishes (resume points);
+- ``result.json``: written last; its presence means the run is finished;
+- ``report.txt`` and ``accuracy_vs_weights.png``: the round table and the plot.
+
+Re-running a finished config does nothing; an interrupted one resumes after the
+last finished round and, with the same seed, ends with the same masks.
+
+Example:
+
+>>> run_dir = run(load_config("configs/lenet_mnist.yaml"), out="runs")
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+
+import keras
+
+from keras_lottery import models, report
+from keras_lottery._io import atomic_write_json, atomic_write_text
+from keras_lottery.config import RunConfig
+from keras_lottery.data import load_dataset
+from keras_lottery.imp import IterativeMagnitudePruning
+from keras_lottery.recipes import build_optimizer, training_epochs
+
+
+def run_dir_for(config: RunConfig, out: str) -> str:
+    return os.path.join(out, config.hashname())
+
+
+def run(config: RunConfig, out: str = "runs", verbose: int = 1) -> str:
+    """Runs (or resumes, or skips if finished) ``config``; returns the run folder."""
+    directory = run_dir_for(config, out)
+    if os.path.exists(os.path.join(directory, "result.json")):
+        if verbose:
+            print(f"[keras_lottery] {directory} is already finished; nothing to do.")
+        return directory
+    os.makedirs(directory, exist_ok=True)
+    atomic_write_text(os.path.join(directory, "config.yaml"), config.to_yaml())
+
+    splits = load_dataset(config.data)
+    keras.utils.set_random_seed(config.seed)
+    model = models.get(
+        config.model.name,
+        num_classes=splits.num_classes,
+        input_shape=splits.input_shape,
+        **config.model.options,
+    )
+    steps_per_epoch = -(-len(splits.x_train) // config.training.batch_size)
+    model.compile(
+        build_optimizer(config.training, steps_per_epoch),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    imp = IterativeMagnitudePruning(
+        fraction=config.pruning.fraction,
+        rounds=config.pruning.rounds,
+        target_sparsity=config.pruning.target_sparsity,
+        scope=config.pruning.scope,
+        layers=resolve_layers(model, config.pruning.layers),
+        exclude=config.pruning.exclude,
+        layer_fractions=resolve_patterns(model, config.pruning.layer_fractions),
+        rewind=config.pruning.rewind,
+        baselines=config.baselines,
+        evaluate_at=config.pruning.evaluate_at,
+        seed=config.seed,
+        checkpoint_dir=directory,
+        verbose=verbose,
+    )
+    imp.run(
+        model,
+        splits.x_train,
+        splits.y_train,
+        epochs=training_epochs(config.training, steps_per_epoch),
+        batch_size=config.training.batch_size,
+        validation_data=(splits.x_val, splits.y_val) if len(splits.x_val) else None,
+        test_data=(splits.x_test, splits.y_test),
+        verbose=2 if verbose else 0,
+    )
+    report.write_report(directory)
+    rounds = report.load_rounds(directory)
+    atomic_write_json(
+        os.path.join(directory, "result.json"),
+        {"config": config.to_dict(), "rounds": rounds},
+    )
+    return directory
+
+
+def resolve_layers(model, layers) -> list[str]:
+    """A registry scope name ('paper', 'all', ...) or an explicit list of names."""
+    if isinstance(layers, str):
+        return models.pruning_scope(model, layers)
+    return list(layers)
+
+
+def resolve_patterns(model, patterns: dict[str, float]) -> dict[str, float]:
+    """Expands fnmatch patterns in ``layer_fractions`` keys to masked-layer names."""
+    from keras_lottery.pruning import layer_names
+
+    names = layer_names(model)
+    resolved = {}
+    for pattern, value in patterns.items():
+        matched = fnmatch.filter(names, pattern)
+        if not matched:
+            raise ValueError(
+                f"pruning.layer_fractions key {pattern!r} matches no masked "
+                f"layer; layers are {names}."
+            )
+        for name in matched:
+            resolved[name] = value
+    return resolved
+
+
+def load_result(directory: str) -> dict:
+    with open(os.path.join(directory, "result.json")) as handle:
+        return json.load(handle)

@@ -1,0 +1,75 @@
+import os
+
+import numpy as np
+import pytest
+
+from keras_lottery import cli
+
+pytestmark = pytest.mark.backend_neutral
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (120, 6, 6), dtype=np.uint8)
+    y = (x.reshape(120, -1).mean(axis=1) > 127).astype(np.int64)
+    np.savez(
+        tmp_path / "tiny.npz",
+        x_train=x[:90],
+        y_train=y[:90],
+        x_test=x[90:],
+        y_test=y[90:],
+    )
+    path = tmp_path / "tiny.yaml"
+    path.write_text(f"""
+data: {{name: tiny, path: {tmp_path / "tiny.npz"}, validation_size: 10}}
+model: {{name: lenet_300_100, options: {{hidden: [8, 4]}}}}
+training: {{batch_size: 16, duration: 2ep, learning_rate: 0.01}}
+pruning: {{fraction: 0.5, rounds: 2, layer_fractions: {{output: 0.25}}}}
+baselines: [random_reinit]
+""")
+    return path
+
+
+def test_run_report_and_idempotent_rerun(tiny_config, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert cli.main(["run", str(tiny_config), "--out", str(out)]) == 0
+    (run_dir,) = list(out.iterdir())
+    assert run_dir.name.startswith("imp_")
+    for name in (
+        "config.yaml",
+        "result.json",
+        "report.txt",
+        "accuracy_vs_weights.png",
+        "rewind_state.npz",
+        "round_002/ticket.npz",
+    ):
+        assert (run_dir / name).exists(), name
+    printed = capsys.readouterr().out
+    # One summary line per round; layerwise 50% on fc1 (288) and fc2 (32), 25% on
+    # the output layer (8): round 2 keeps 72 + 8 + 4 (round(4.5)) of 328 = 25.61%.
+    assert "round 2 | 25.61% weights remaining" in printed
+    assert "random_reinit accuracy" in printed
+    mtime = os.path.getmtime(run_dir / "result.json")
+    assert cli.main(["run", str(tiny_config), "--out", str(out)]) == 0
+    assert "already finished" in capsys.readouterr().out
+    assert os.path.getmtime(run_dir / "result.json") == mtime
+    assert cli.main(["report", str(run_dir)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["round", "remaining", "ticket"] and len(table) == 4
+
+
+def test_overrides_change_the_run_folder(tiny_config, tmp_path, capsys):
+    assert cli.main(["run", str(tiny_config), "--print-config"]) == 0
+    first = capsys.readouterr().out.splitlines()[-1]
+    assert cli.main(["run", str(tiny_config), "--set", "seed=1", "--print-config"]) == 0
+    second = capsys.readouterr().out.splitlines()[-1]
+    assert first != second and "run folder" in first
+
+
+def test_config_errors_exit_2_with_a_message(tiny_config, capsys):
+    assert cli.main(["run", str(tiny_config), "--set", "pruning.fractoin=0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "pruning.fractoin" in err and "fraction" in err
+    assert cli.main(["run", str(tiny_config), "--set", "model.name=resnet9000"]) == 2
+    assert "Unknown model" in capsys.readouterr().err
