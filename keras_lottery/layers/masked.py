@@ -70,6 +70,9 @@ class MaskedLayerMixin:
         mask = getattr(self, "mask", None)
         if mask is None:  # during the parent's build
             return kernel
+        if mask.dtype == "bool":
+            mask = ops.convert_to_tensor(mask)
+            return ops.where(mask, kernel, ops.zeros((), kernel.dtype))
         return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
 
     @kernel.setter
