@@ -16,6 +16,7 @@ from keras_lottery._io import atomic_write_bytes, atomic_write_text
 from keras_lottery.imp import _metric, format_round_table
 
 PLOT_NAME = "accuracy_vs_weights.png"
+_TICKS = (100, 50, 25, 10, 5, 2.5, 1, 0.5, 0.25, 0.1, 0.05, 0.01)
 
 
 def load_rounds(directory: str) -> list[dict]:
@@ -66,8 +67,12 @@ def plot(rounds: list[dict], path: str, metric: str = "accuracy") -> None:
             if name in r["baselines"]
         ]
         ax.plot(*zip(*points, strict=True), "s--", label=name.replace("_", " "))
+    dense = _metric(rounds[0]["ticket"], metric)
+    if dense is not None:
+        ax.axhline(dense, color="gray", linestyle=":", linewidth=1, label="dense")
     ax.set_xscale("log")
-    ax.set_xticks(remaining, [f"{v:.3g}" for v in remaining])
+    ticks = [t for t in _TICKS if min(remaining) * 0.999 <= t <= max(remaining) * 1.001]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
     ax.invert_xaxis()
     ax.set_xlabel("weights remaining (%)")
