@@ -27,7 +27,7 @@ pass the number of batches of one epoch to ``fit``::
     train = pipelines.train_dataset(x_train, y_train, batch_size=128, data_seed=1,
                                     epochs=160, mean=stats[0], std=stats[1])
     test = pipelines.eval_dataset(x_test, y_test, mean=stats[0], std=stats[1])
-    model.fit(train, epochs=160, validation_data=test,
+    model.fit(train, epochs=160, validation_data=test, shuffle=False,
               steps_per_epoch=pipelines.steps_per_epoch(len(x_train), 128))
 
 (``fit`` keeps one iterator across epochs when ``steps_per_epoch`` is given.) A
@@ -467,6 +467,11 @@ def _normalization(images, normalize, mean, std):
         raise ValueError("Give both mean and std, or neither.")
     if mean is None:
         mean, std = channel_stats(images)
+        if np.any(std <= 0):
+            raise ValueError(
+                f"The images are constant in channel(s) {np.flatnonzero(std <= 0)}, "
+                "so their std is 0; pass mean and std, or normalize=False."
+            )
     return _stats(mean, std, channels)
 
 

@@ -4,9 +4,6 @@ Conv-N: N/2 stages of two 3x3 convolutions (64, 128, 256 filters, ReLU, same
 padding) each followed by 2x2 max-pooling, then dense 256-256-classes. LeNet-300-100
 is dense 300-100-classes on the flattened input. All weights use Glorot normal
 initialization and zero biases, as in the paper.
-
-Like ``keras.applications``, the classifier ends in a softmax by default; pass
-``classifier_activation=None`` for logits (and a ``from_logits=True`` loss).
 """
 
 from __future__ import annotations
@@ -30,9 +27,7 @@ def _check_shape(input_shape, default, rank, name):
 
 
 @register("lenet_300_100")
-def lenet_300_100(
-    num_classes, input_shape=None, hidden=(300, 100), classifier_activation="softmax"
-):
+def lenet_300_100(num_classes, input_shape=None, hidden=(300, 100)):
     """Fully connected 784-300-100-10 (for MNIST-shaped input)."""
     shape = input_shape if input_shape is not None else (28, 28, 1)
     shape = tuple(shape)
@@ -45,7 +40,6 @@ def lenet_300_100(
         blocks.append(Block(f"stage1_block{i}", (name,)))
     outputs = MaskedDense(
         num_classes,
-        activation=classifier_activation,
         kernel_initializer=INIT,
         name="output",
     )(x)
@@ -58,15 +52,12 @@ def lenet_300_100(
         head=("output",),
         stages=(Stage("stage1", tuple(blocks)),),
         scopes={"paper": tuple(layers), "all": tuple(layers)},
-        options={
-            "hidden": list(hidden),
-            "classifier_activation": classifier_activation,
-        },
+        options={"hidden": list(hidden)},
     )
     return model, architecture
 
 
-def _conv_net(depth, num_classes, input_shape, dense, classifier_activation):
+def _conv_net(depth, num_classes, input_shape, dense):
     shape = _check_shape(input_shape, (32, 32, 3), 3, f"conv{depth}")
     inputs = keras.Input(shape)
     x, stages, convs = inputs, [], []
@@ -95,7 +86,6 @@ def _conv_net(depth, num_classes, input_shape, dense, classifier_activation):
         head.append(f"fc{i}")
     outputs = MaskedDense(
         num_classes,
-        activation=classifier_activation,
         kernel_initializer=INIT,
         name="output",
     )(x)
@@ -109,30 +99,24 @@ def _conv_net(depth, num_classes, input_shape, dense, classifier_activation):
         stages=tuple(stages),
         head=tuple(head),
         scopes={"paper": everything, "all": everything, "convs": tuple(convs)},
-        options={"dense": list(dense), "classifier_activation": classifier_activation},
+        options={"dense": list(dense)},
     )
     return model, architecture
 
 
 @register("conv2")
-def conv2(
-    num_classes, input_shape=None, dense=(256, 256), classifier_activation="softmax"
-):
+def conv2(num_classes, input_shape=None, dense=(256, 256)):
     """Conv-2: conv64, conv64, pool, dense 256, 256, classes."""
-    return _conv_net(2, num_classes, input_shape, dense, classifier_activation)
+    return _conv_net(2, num_classes, input_shape, dense)
 
 
 @register("conv4")
-def conv4(
-    num_classes, input_shape=None, dense=(256, 256), classifier_activation="softmax"
-):
+def conv4(num_classes, input_shape=None, dense=(256, 256)):
     """Conv-4: Conv-2 plus conv128, conv128, pool."""
-    return _conv_net(4, num_classes, input_shape, dense, classifier_activation)
+    return _conv_net(4, num_classes, input_shape, dense)
 
 
 @register("conv6")
-def conv6(
-    num_classes, input_shape=None, dense=(256, 256), classifier_activation="softmax"
-):
+def conv6(num_classes, input_shape=None, dense=(256, 256)):
     """Conv-6: Conv-4 plus conv256, conv256, pool."""
-    return _conv_net(6, num_classes, input_shape, dense, classifier_activation)
+    return _conv_net(6, num_classes, input_shape, dense)

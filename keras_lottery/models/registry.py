@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,8 +120,18 @@ def get(name: str, num_classes: int = 10, input_shape: tuple | None = None, **op
         or num_classes < 1
     ):
         raise ValueError(f"num_classes must be a positive int; got {num_classes!r}.")
+    activation = options.pop("classifier_activation", "softmax")
     model, architecture = _REGISTRY[name](
         num_classes=num_classes, input_shape=input_shape, **options
+    )
+    # Like keras.applications, classifiers end in a softmax unless asked otherwise
+    # (classifier_activation=None gives logits, for a from_logits=True loss).
+    model.get_layer(architecture.head[-1]).activation = keras.activations.get(
+        activation
+    )
+    architecture = dataclasses.replace(
+        architecture,
+        options={**architecture.options, "classifier_activation": activation},
     )
     setattr(model, _ATTRIBUTE, architecture)
     return model
@@ -150,14 +161,20 @@ def pruning_scope(model, scope: str = "paper") -> list[str]:
 
 
 def count_parameters(model) -> int:
-    """Parameters of ``model`` excluding masks (comparable to published sizes).
+    """Parameters of ``model`` as published sizes count them (PyTorch's
+    convention): every variable except masks and batch-norm moving statistics.
 
-    Keras's ``model.count_params()`` counts mask variables too.
+    Keras's ``model.count_params()`` counts both of those too.
     """
     from keras_lottery.layers.masked import is_masked
 
-    masks = {id(layer.mask) for layer in model._flatten_layers() if is_masked(layer)}
-    return sum(_size(v.shape) for v in model.weights if id(v) not in masks)
+    excluded = set()
+    for layer in model._flatten_layers():
+        if is_masked(layer):
+            excluded.add(id(layer.mask))
+        if isinstance(layer, keras.layers.BatchNormalization):
+            excluded.update({id(layer.moving_mean), id(layer.moving_variance)})
+    return sum(_size(v.shape) for v in model.weights if id(v) not in excluded)
 
 
 def _size(shape) -> int:
