@@ -4,8 +4,8 @@ For LeNet-300-100 (batch 60) and ResNet-20 (batch 128, 32x32x3) it times
 ``model.fit`` epochs of a fixed number of steps for three variants built from the
 same network: plain Keras layers (the masked model with masks stripped), masked
 layers with the default bool mask, and masked layers with a float32 mask. Variants
-are interleaved within each repeat and the per-step medians are compared, so
-machine noise hits all of them alike. It also prints mask bytes / kernel bytes.
+run in a shuffled order within each repeat (after a garbage collection) and the
+per-step medians are compared, so machine noise hits all of them alike. It also prints mask bytes / kernel bytes.
 
     python benchmarks/masked_overhead.py [--repeats 7] [--models lenet resnet20]
 """
@@ -13,6 +13,7 @@ machine noise hits all of them alike. It also prints mask bytes / kernel bytes.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -89,8 +90,12 @@ def time_setup(key, repeats):
         model.compile(setup["optimizer"](), "sparse_categorical_crossentropy")
         model.fit(x, y, batch_size=setup["batch"], epochs=1, verbose=0)  # warm-up
     per_step = {name: [] for name in built}
+    order = list(built)
     for _ in range(repeats):
-        for name, model in built.items():
+        rng.shuffle(order)  # no variant always runs right after another
+        for name in order:
+            model = built[name]
+            gc.collect()
             began = time.perf_counter()
             model.fit(
                 x, y, batch_size=setup["batch"], epochs=1, verbose=0, shuffle=False
