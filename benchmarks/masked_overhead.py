@@ -5,7 +5,8 @@ For LeNet-300-100 (batch 60) and ResNet-20 (batch 128, 32x32x3) it times
 same network: plain Keras layers (the masked model with masks stripped), masked
 layers with the default bool mask, and masked layers with a float32 mask. Variants
 run in a shuffled order within each repeat (after a garbage collection) and the
-per-step medians are compared, so machine noise hits all of them alike. It also prints mask bytes / kernel bytes.
+per-step medians are compared, so machine noise hits all of them alike. It also
+prints mask bytes / kernel bytes.
 
     python benchmarks/masked_overhead.py [--repeats 7] [--models lenet resnet20]
 """

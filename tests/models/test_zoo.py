@@ -351,6 +351,8 @@ def test_classifier_activation_default_softmax_or_logits(name):
     x = np.random.default_rng(0).normal(size=(3, *shape)).astype("float32")
     probs = models.get(name, num_classes=4, input_shape=shape)
     np.testing.assert_allclose(probs.predict(x, verbose=0).sum(axis=1), 1.0, rtol=1e-5)
-    logits = models.get(name, num_classes=4, input_shape=shape, classifier_activation=None)
+    logits = models.get(
+        name, num_classes=4, input_shape=shape, classifier_activation=None
+    )
     assert not np.allclose(logits.predict(x, verbose=0).sum(axis=1), 1.0)
     assert models.describe(logits).options["classifier_activation"] is None
