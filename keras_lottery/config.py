@@ -43,6 +43,14 @@ class DataConfig:
     """Use only the first N training examples (after holding out validation)."""
     download: bool = False
     """Allow tensorflow-datasets to download a missing dataset."""
+    augment: str = "none"
+    """Training augmentation: none, flip, or cifar (pad 4, random crop, flip)."""
+    normalize: bool = False
+    """Standardize each channel with the training images' mean and std."""
+    order_seed: int | None = None
+    """Seeds data order and augmentation apart from the model initialization
+    (default: the run's seed). Runs sharing a seed and differing only here
+    differ only in SGD noise."""
 
 
 @dataclass
@@ -61,6 +69,7 @@ class TrainingConfig:
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float = 0.0
+    """PyTorch semantics: coupled L2 for sgd/adam, decoupled for adamw."""
     batch_size: int = 60
     duration: str = "50000it"
     """Training length per round: '50000it' (rounded up to whole epochs) or '40ep'."""

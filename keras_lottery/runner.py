@@ -27,9 +27,8 @@ import keras
 from keras_lottery import models, report
 from keras_lottery._io import atomic_write_json, atomic_write_text
 from keras_lottery.config import RunConfig
-from keras_lottery.data import load_dataset
 from keras_lottery.imp import IterativeMagnitudePruning
-from keras_lottery.recipes import build_optimizer, training_epochs
+from keras_lottery.recipes import Recipe
 
 
 def run_dir_for(config: RunConfig, out: str) -> str:
@@ -46,20 +45,10 @@ def run(config: RunConfig, out: str = "runs", verbose: int = 1) -> str:
     os.makedirs(directory, exist_ok=True)
     atomic_write_text(os.path.join(directory, "config.yaml"), config.to_yaml())
 
-    splits = load_dataset(config.data)
+    recipe = Recipe(config)
     keras.utils.set_random_seed(config.seed)
-    model = models.get(
-        config.model.name,
-        num_classes=splits.num_classes,
-        input_shape=splits.input_shape,
-        **config.model.options,
-    )
-    steps_per_epoch = -(-len(splits.x_train) // config.training.batch_size)
-    model.compile(
-        build_optimizer(config.training, steps_per_epoch),
-        "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    model = recipe.build_model()
+    recipe.compile(model)
     imp = IterativeMagnitudePruning(
         fraction=config.pruning.fraction,
         rounds=config.pruning.rounds,
@@ -77,13 +66,8 @@ def run(config: RunConfig, out: str = "runs", verbose: int = 1) -> str:
     )
     imp.run(
         model,
-        splits.x_train,
-        splits.y_train,
-        epochs=training_epochs(config.training, steps_per_epoch),
-        batch_size=config.training.batch_size,
-        validation_data=(splits.x_val, splits.y_val) if len(splits.x_val) else None,
-        test_data=(splits.x_test, splits.y_test),
-        verbose=2 if verbose else 0,
+        test_data=recipe.test_data,
+        **recipe.fit_kwargs(verbose=2 if verbose else 0),
     )
     report.write_report(directory)
     rounds = report.load_rounds(directory)

@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -73,3 +74,14 @@ def test_config_errors_exit_2_with_a_message(tiny_config, capsys):
     assert "pruning.fractoin" in err and "fraction" in err
     assert cli.main(["run", str(tiny_config), "--set", "model.name=resnet9000"]) == 2
     assert "Unknown model" in capsys.readouterr().err
+
+
+def test_run_with_augmentation_and_normalization(tiny_config, tmp_path):
+    out = tmp_path / "runs"
+    overrides = ["data.augment=flip", "data.normalize=true", "pruning.rounds=1"]
+    args = ["run", str(tiny_config), "--out", str(out)]
+    assert cli.main(args + [x for o in overrides for x in ("--set", o)]) == 0
+    (run_dir,) = list(out.iterdir())
+    record = json.loads((run_dir / "round_001" / "record.json").read_text())
+    assert record["ticket"]["steps"] == 2 * 5  # 80 examples / batch 16, 2 epochs
+    assert 0.0 <= record["ticket"]["test"]["accuracy"] <= 1.0
