@@ -39,7 +39,9 @@ def main(argv=None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run_p = sub.add_parser("run", help="run (or resume) IMP for a YAML config")
+    run_p = sub.add_parser(
+        "run", help="run (or resume) a YAML config: IMP or Continuous Sparsification"
+    )
     run_p.add_argument("config", help="YAML file (see configs/)")
     run_p.add_argument(
         "--set",
@@ -77,13 +79,19 @@ def main(argv=None) -> int:
         if getattr(args, "print_config", False):
             print(config.to_yaml() + f"# run folder: {args.out}/{config.hashname()}")
             return 0
-        from keras_lottery.report import write_report
+        from keras_lottery.report import (
+            CS_PLOT_NAME,
+            PLOT_NAME,
+            is_cs_run,
+            write_report,
+        )
         from keras_lottery.runner import run
 
         directory = run(config, out=args.out)
+        plot = CS_PLOT_NAME if is_cs_run(directory) else PLOT_NAME
         print(
             f"\n{write_report(directory)}\n\nrun folder: {directory}\n"
-            f"plot: {directory}/accuracy_vs_weights.png"
+            f"plot: {directory}/{plot}"
         )
         return 0
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:

@@ -100,11 +100,48 @@ class PruningConfig:
 
 
 @dataclass
+class CSConfig:
+    """Continuous Sparsification (``method: cs``); defaults from the authors' code.
+
+    ``training`` describes one round (85 epochs, lr drops at 56 and 71 in the
+    authors' CIFAR recipe); the search runs ``rounds`` of it and the final
+    ticket is trained for one more.
+    """
+
+    rounds: int = 3
+    """Search rounds (the final ticket training is not counted)."""
+    mask_initial_value: float = 0.0
+    """s0: negative gives sparser tickets, positive denser."""
+    penalty: float = 1e-8
+    """lambda, the weight of the L1 penalty on the soft mask."""
+    final_temperature: float = 200.0
+    """beta at the last epoch of each round (beta starts at 1 every round)."""
+    rewind: str = "2ep"
+    """Where the ticket's weights come from: a point of the first round."""
+    layers: str | list[str] = "cs"
+    """A registry scope name ('cs' = the 3x3 convs) or a list of layer names."""
+    mode: str = "ticket"
+    """ticket (rewind, then train the hard-masked network) or prune (keep the
+    trained weights and fine-tune them with the hard mask)."""
+    target_sparsity: float | None = None
+    """If set, binarize by keeping the top (1 - target) share of the logits
+    (over all masked layers) instead of s > 0: the sparsity is then exact."""
+    logit_reset: str = "paper"
+    """Between rounds: paper (s <- min(beta * s, s0)) or code (s <- min(s, s0))."""
+    evaluate_at: str = "final"
+    """final, or best (lowest validation loss epoch) for the test metrics."""
+
+
+@dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    method: str = "imp"
+    """imp (iterative magnitude pruning, section pruning) or cs (Continuous
+    Sparsification, section cs)."""
     pruning: PruningConfig = field(default_factory=PruningConfig)
+    cs: CSConfig = field(default_factory=CSConfig)
     baselines: list[str] = field(
         default_factory=lambda: ["random_reinit", "random_prune"]
     )
@@ -122,7 +159,8 @@ class RunConfig:
 
     def hashname(self) -> str:
         canonical = json.dumps(self.non_default(), sort_keys=True, default=str)
-        return "imp_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+        return f"{self.method}_{digest}"
 
 
 def _diff(value, default):

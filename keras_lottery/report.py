@@ -1,5 +1,9 @@
-"""Reports of IMP runs: the round table and a plot of test accuracy vs. weights
-remaining (log x axis) for the ticket and its controls.
+"""Reports of run folders.
+
+IMP runs: the round table and a plot of test accuracy vs. weights remaining (log x
+axis) for the ticket and its controls. Continuous Sparsification runs: a table of
+the search rounds and the ticket, and a plot of the share of weights with s > 0
+and the validation accuracy over the search.
 
 Example:
 
@@ -16,6 +20,7 @@ from keras_lottery._io import atomic_write_bytes, atomic_write_text
 from keras_lottery.imp import _metric, format_round_table
 
 PLOT_NAME = "accuracy_vs_weights.png"
+CS_PLOT_NAME = "cs_search.png"
 _TICKS = (100, 50, 25, 10, 5, 2.5, 1, 0.5, 0.25, 0.1, 0.05, 0.01)
 
 
@@ -33,8 +38,38 @@ def load_rounds(directory: str) -> list[dict]:
     return rounds
 
 
+def is_cs_run(directory: str) -> bool:
+    return bool(glob.glob(os.path.join(directory, "search_*", "record.json")))
+
+
+def summary(directory: str) -> dict:
+    """What ``result.json`` holds besides the config: the IMP round records, or
+    the CS search rounds and ticket record."""
+    if not is_cs_run(directory):
+        return {"method": "imp", "rounds": load_rounds(directory)}
+    search, ticket = load_cs(directory)
+    return {"method": "cs", "search": search, "ticket": ticket}
+
+
+def load_cs(directory: str) -> tuple[list[dict], dict | None]:
+    """The search rounds' records and the ticket record (``None`` until the
+    ticket is trained) of a CS run folder."""
+    search = []
+    for path in sorted(glob.glob(os.path.join(directory, "search_*", "record.json"))):
+        with open(path) as handle:
+            search.append(json.load(handle))
+    ticket_path = os.path.join(directory, "ticket", "record.json")
+    ticket = None
+    if os.path.exists(ticket_path):
+        with open(ticket_path) as handle:
+            ticket = json.load(handle)
+    return search, ticket
+
+
 def write_report(directory: str, metric: str = "accuracy") -> str:
     """Writes ``report.txt`` and the plot into ``directory``; returns the table."""
+    if is_cs_run(directory):
+        return _write_cs_report(directory)
     rounds = load_rounds(directory)
     table = format_round_table(rounds, metric)
     atomic_write_text(os.path.join(directory, "report.txt"), table + "\n")
@@ -79,6 +114,107 @@ def plot(rounds: list[dict], path: str, metric: str = "accuracy") -> None:
     ax.set_ylabel(f"test {metric}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+# --------------------------------------------------------------------------- CS
+
+
+def format_cs_table(search: list[dict], ticket: dict | None) -> str:
+    """Search rounds and ticket training: remaining weights, accuracy, time."""
+    header = ["phase", "epochs", "beta", "remaining", "val accuracy", "test accuracy"]
+    header.append("seconds")
+    rows = []
+    for record in search:
+        training = record["training"]
+        rows.append(
+            [
+                f"search {record['round']}",
+                str(training["epochs"]),
+                f"{record['final_temperature']:.1f}",
+                f"{100 * record['fraction_remaining']:.2f}%",
+                _fmt(training["final"].get("val_accuracy")),
+                _fmt((training.get("test") or {}).get("accuracy")),
+                f"{training['wall_time']:.1f}",
+            ]
+        )
+    if ticket is not None:
+        meta = ticket["ticket"]
+        phases = [("ticket", ticket["ticket_training"])]
+        phases += list(ticket.get("baselines", {}).items())
+        for name, training in phases:
+            rows.append(
+                [
+                    name,
+                    str(training["epochs"]),
+                    "-",
+                    f"{100 * (1 - meta['sparsity_in_scope']):.2f}%",
+                    _fmt(training["final"].get("val_accuracy")),
+                    _fmt((training.get("test") or {}).get("accuracy")),
+                    f"{training['wall_time']:.1f}",
+                ]
+            )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines += [
+        "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows
+    ]
+    if ticket is not None:
+        meta = ticket["ticket"]
+        lines.append(
+            f"ticket ({meta['mode']}): {100 * (1 - meta['sparsity_in_scope']):.2f}% of "
+            f"the soft-masked weights and {100 * (1 - meta['sparsity']):.2f}% of all "
+            f"masked weights remain; {ticket['epochs']['total']} epochs in all "
+            f"({ticket['epochs']['search']} search + {ticket['epochs']['ticket']} "
+            "ticket)"
+        )
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _write_cs_report(directory: str) -> str:
+    search, ticket = load_cs(directory)
+    table = format_cs_table(search, ticket)
+    atomic_write_text(os.path.join(directory, "report.txt"), table + "\n")
+    plot_cs(search, os.path.join(directory, CS_PLOT_NAME))
+    return table
+
+
+def plot_cs(search: list[dict], path: str) -> None:
+    """Share of soft-masked weights with s > 0 and validation accuracy per epoch
+    over the search rounds (dotted lines separate the rounds)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    remaining, accuracy, bounds = [], [], []
+    for record in search:
+        history = record["training"]["history"]
+        remaining += [100 * v for v in history.get("mask_remaining", [])]
+        accuracy += history.get("val_accuracy", [])
+        bounds.append(len(remaining))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    epochs = range(1, len(remaining) + 1)
+    ax.plot(epochs, remaining, "-", color="C0", label="weights with s > 0")
+    ax.set_xlabel("search epoch")
+    ax.set_ylabel("soft-masked weights with s > 0 (%)", color="C0")
+    for bound in bounds[:-1]:
+        ax.axvline(bound + 0.5, color="gray", linestyle=":", linewidth=1)
+    if accuracy:
+        twin = ax.twinx()
+        twin.plot(range(1, len(accuracy) + 1), accuracy, "-", color="C1")
+        twin.set_ylabel("validation accuracy", color="C1")
+    ax.grid(True, alpha=0.3)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)

@@ -24,7 +24,7 @@ import os
 
 import keras
 
-from keras_lottery import models, report
+from keras_lottery import cs, models, report
 from keras_lottery._io import atomic_write_json, atomic_write_text
 from keras_lottery.config import RunConfig
 from keras_lottery.imp import IterativeMagnitudePruning
@@ -35,8 +35,13 @@ def run_dir_for(config: RunConfig, out: str) -> str:
     return os.path.join(out, config.hashname())
 
 
+METHODS = ("imp", "cs")
+
+
 def run(config: RunConfig, out: str = "runs", verbose: int = 1) -> str:
     """Runs (or resumes, or skips if finished) ``config``; returns the run folder."""
+    if config.method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {config.method!r}.")
     directory = run_dir_for(config, out)
     if os.path.exists(os.path.join(directory, "result.json")):
         if verbose:
@@ -48,8 +53,33 @@ def run(config: RunConfig, out: str = "runs", verbose: int = 1) -> str:
     recipe = Recipe(config)
     keras.utils.set_random_seed(config.seed)
     model = recipe.build_model()
+    fit_kwargs = recipe.fit_kwargs(verbose=2 if verbose else 0)
+    if config.method == "imp":
+        _imp(config, recipe, model, directory, verbose).run(
+            model, test_data=recipe.test_data, **fit_kwargs
+        )
+    else:
+        model = cs.soften(
+            model,
+            resolve_layers(model, config.cs.layers),
+            mask_initial_value=config.cs.mask_initial_value,
+            penalty=config.cs.penalty,
+        )
+        recipe.compile(model, exclude=[cs.LOGITS])
+        _cs(config, directory, verbose).run(
+            model, test_data=recipe.test_data, **fit_kwargs
+        )
+    report.write_report(directory)
+    atomic_write_json(
+        os.path.join(directory, "result.json"),
+        {"config": config.to_dict(), **report.summary(directory)},
+    )
+    return directory
+
+
+def _imp(config, recipe, model, directory, verbose) -> IterativeMagnitudePruning:
     recipe.compile(model)
-    imp = IterativeMagnitudePruning(
+    return IterativeMagnitudePruning(
         fraction=config.pruning.fraction,
         rounds=config.pruning.rounds,
         target_sparsity=config.pruning.target_sparsity,
@@ -64,18 +94,22 @@ def run(config: RunConfig, out: str = "runs", verbose: int = 1) -> str:
         checkpoint_dir=directory,
         verbose=verbose,
     )
-    imp.run(
-        model,
-        test_data=recipe.test_data,
-        **recipe.fit_kwargs(verbose=2 if verbose else 0),
+
+
+def _cs(config, directory, verbose) -> cs.ContinuousSparsification:
+    return cs.ContinuousSparsification(
+        rounds=config.cs.rounds,
+        final_temperature=config.cs.final_temperature,
+        rewind=config.cs.rewind,
+        mode=config.cs.mode,
+        target_sparsity=config.cs.target_sparsity,
+        logit_reset=config.cs.logit_reset,
+        baselines=config.baselines,
+        evaluate_at=config.cs.evaluate_at,
+        seed=config.seed,
+        checkpoint_dir=directory,
+        verbose=verbose,
     )
-    report.write_report(directory)
-    rounds = report.load_rounds(directory)
-    atomic_write_json(
-        os.path.join(directory, "result.json"),
-        {"config": config.to_dict(), "rounds": rounds},
-    )
-    return directory
 
 
 def resolve_layers(model, layers) -> list[str]:

@@ -4,9 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from keras_lottery import cli
-
-pytestmark = pytest.mark.backend_neutral
+from keras_lottery import cli, models
+from keras_lottery.ticket import Ticket
 
 
 @pytest.fixture
@@ -32,6 +31,7 @@ baselines: [random_reinit]
     return path
 
 
+@pytest.mark.backend_neutral
 def test_run_report_and_idempotent_rerun(tiny_config, tmp_path, capsys):
     out = tmp_path / "runs"
     assert cli.main(["run", str(tiny_config), "--out", str(out)]) == 0
@@ -60,6 +60,7 @@ def test_run_report_and_idempotent_rerun(tiny_config, tmp_path, capsys):
     assert table[0].split()[:3] == ["round", "remaining", "ticket"] and len(table) == 4
 
 
+@pytest.mark.backend_neutral
 def test_overrides_change_the_run_folder(tiny_config, tmp_path, capsys):
     assert cli.main(["run", str(tiny_config), "--print-config"]) == 0
     first = capsys.readouterr().out.splitlines()[-1]
@@ -68,6 +69,7 @@ def test_overrides_change_the_run_folder(tiny_config, tmp_path, capsys):
     assert first != second and "run folder" in first
 
 
+@pytest.mark.backend_neutral
 def test_config_errors_exit_2_with_a_message(tiny_config, capsys):
     assert cli.main(["run", str(tiny_config), "--set", "pruning.fractoin=0.3"]) == 2
     err = capsys.readouterr().err
@@ -76,6 +78,7 @@ def test_config_errors_exit_2_with_a_message(tiny_config, capsys):
     assert "Unknown model" in capsys.readouterr().err
 
 
+@pytest.mark.backend_neutral
 def test_run_with_augmentation_and_normalization(tiny_config, tmp_path):
     out = tmp_path / "runs"
     overrides = ["data.augment=flip", "data.normalize=true", "pruning.rounds=1"]
@@ -85,3 +88,55 @@ def test_run_with_augmentation_and_normalization(tiny_config, tmp_path):
     record = json.loads((run_dir / "round_001" / "record.json").read_text())
     assert record["ticket"]["steps"] == 2 * 5  # 80 examples / batch 16, 2 epochs
     assert 0.0 <= record["ticket"]["test"]["accuracy"] <= 1.0
+
+
+# --------------------------------------------------------------------------- CS
+
+
+@pytest.fixture
+def cs_config(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (100, 8, 8, 3), dtype=np.uint8)
+    y = (x[..., 0].reshape(100, -1).mean(axis=1) > 127).astype(np.int64)
+    np.savez(
+        tmp_path / "tiny.npz",
+        x_train=x[:80],
+        y_train=y[:80],
+        x_test=x[80:],
+        y_test=y[80:],
+    )
+    path = tmp_path / "cs.yaml"
+    path.write_text(f"""
+method: cs
+data: {{name: tiny, path: {tmp_path / "tiny.npz"}, validation_size: 16}}
+model: {{name: cifar_resnet, options: {{depth: 8, width: 4}}}}
+training: {{optimizer: sgd, learning_rate: 0.05, momentum: 0.9, weight_decay: 1e-4,
+           batch_size: 32, duration: 2ep, milestones: [1ep]}}
+cs: {{rounds: 2, rewind: 1ep, penalty: 1e-4}}
+baselines: []
+""")
+    return path
+
+
+def test_cli_runs_a_cs_config_and_skips_it_when_finished(cs_config, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert cli.main(["run", str(cs_config), "--out", str(out)]) == 0
+    (run_dir,) = list(out.iterdir())
+    assert run_dir.name.startswith("cs_")
+    for name in ("report.txt", "cs_search.png", "ticket.npz", "result.json"):
+        assert (run_dir / name).exists(), name
+    printed = capsys.readouterr().out
+    assert "CS search round 1" in printed and "CS ticket (ticket)" in printed
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["method"] == "cs" and len(result["search"]) == 2
+    assert result["ticket"]["epochs"] == {"search": 4, "ticket": 2, "total": 6}
+    ticket = Ticket.load(run_dir / "ticket.npz")
+    model = models.get(
+        "cifar_resnet", num_classes=2, input_shape=(8, 8, 3), depth=8, width=4
+    )
+    ticket.apply(model)  # an ordinary ticket for the registry model
+    cs_scope = models.pruning_scope(model, "cs")
+    assert ticket.metadata["scope"] == cs_scope
+    assert all(ticket.masks[n].all() for n in ticket.masks if n not in cs_scope)
+    assert cli.main(["run", str(cs_config), "--out", str(out)]) == 0
+    assert "already finished" in capsys.readouterr().out

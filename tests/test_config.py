@@ -1,6 +1,9 @@
+import os
+
 import pytest
 import yaml
 
+from keras_lottery import models
 from keras_lottery.config import ConfigError, RunConfig, from_dict, load_config
 
 
@@ -66,17 +69,21 @@ def test_hash_names_the_non_default_fields_only():
     assert a.non_default() == {"pruning": {"rounds": 3}}
 
 
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
+
+
 @pytest.mark.parametrize(
-    "name", ["lenet_mnist", "conv2_cifar10", "conv4_cifar10", "conv6_cifar10"]
+    "name", sorted(n[:-5] for n in os.listdir(CONFIGS) if n.endswith(".yaml"))
 )
 def test_shipped_configs_load(name):
-    import os
-
-    path = os.path.join(os.path.dirname(__file__), "..", "configs", f"{name}.yaml")
+    path = os.path.join(CONFIGS, f"{name}.yaml")
     config = load_config(path)
-    assert config.pruning.rounds or config.pruning.target_sparsity
+    assert config.method in ("imp", "cs")
+    if config.method == "imp":
+        assert config.pruning.rounds or config.pruning.target_sparsity
     with open(path) as handle:
         assert set(yaml.safe_load(handle)) <= set(RunConfig().to_dict())
+    models.get(config.model.name, **config.model.options)  # valid options
 
 
 def test_demo_config_file_matches_the_demo_command():

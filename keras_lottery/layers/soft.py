@@ -1,0 +1,192 @@
+"""Soft-mask layers for Continuous Sparsification (Savarese, Silva & Maire, 2020).
+
+Each class subclasses the Keras layer it is named after, takes the same
+constructor arguments plus ``mask_initial_value`` (s0) and ``mask_penalty``
+(lambda), and uses the effective kernel ``w * m`` with
+
+    m = sigmoid(beta * s) / sigmoid(s0),
+
+where ``s`` (``mask_logits``, trainable, kernel-shaped) starts at ``s0`` so that
+``m = 1`` at initialization, and ``beta`` (``temperature``) is a non-trainable
+scalar variable: a callback anneals it without retracing the training step. In
+``call`` the layer adds ``lambda * sum(m)`` to the model's losses (the L1 penalty
+on the soft mask that stands in for L0), so ``model.fit`` needs nothing special.
+``lambda`` is a non-trainable variable too (``set_penalty``), so it can change
+between epochs without retracing.
+
+As beta grows, ``m`` tends to ``1[s > 0] / sigmoid(s0)``; :func:`hard_mask`
+gives that binary mask (without the constant factor, see ``docs/design.md``).
+
+Example:
+
+>>> layer = SoftMaskedConv2D(16, 3, padding="same", mask_initial_value=0.0)
+>>> layer.build((None, 32, 32, 3))
+>>> float(keras.ops.max(layer.soft_mask()))    # 1.0 at initialization
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+PACKAGE = "keras_lottery"
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def check_soft_arguments(mask_initial_value, mask_penalty) -> None:
+    """Raises ``ValueError`` unless s0 is finite and lambda is finite and >= 0."""
+    for what, value in (
+        ("mask_initial_value", mask_initial_value),
+        ("mask_penalty", mask_penalty),
+    ):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"{what} must be a finite number; got {value!r}.")
+    if mask_penalty < 0:
+        raise ValueError(f"mask_penalty must be >= 0; got {mask_penalty!r}.")
+
+
+class SoftMaskMixin:
+    """Adds mask logits, a temperature and an L1 mask penalty to a Keras
+    Dense/Conv layer (see the module docstring)."""
+
+    def __init__(self, *args, mask_initial_value=0.0, mask_penalty=1e-8, **kwargs):
+        check_soft_arguments(mask_initial_value, mask_penalty)
+        if kwargs.get("lora_rank"):
+            raise ValueError(f"{type(self).__name__} does not support `lora_rank`.")
+        super().__init__(*args, **kwargs)
+        self.mask_initial_value = float(mask_initial_value)
+        self.mask_penalty = float(mask_penalty)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.mask_logits = self.add_weight(
+            name="mask_logits",
+            shape=tuple(self._kernel.shape),
+            initializer=keras.initializers.Constant(self.mask_initial_value),
+            trainable=True,
+        )
+        self.temperature = self.add_weight(
+            name="temperature", shape=(), initializer="ones", trainable=False
+        )
+        self.penalty = self.add_weight(
+            name="mask_penalty",
+            shape=(),
+            initializer=keras.initializers.Constant(self.mask_penalty),
+            trainable=False,
+        )
+
+    @property
+    def kernel(self):
+        if not self.built and getattr(self, "_kernel", None) is None:
+            raise AttributeError("You must build the layer before accessing `kernel`.")
+        kernel = ops.convert_to_tensor(self._kernel)
+        if getattr(self, "penalty", None) is None:  # during the parent's build
+            return kernel
+        return ops.multiply(kernel, ops.cast(self.soft_mask(), kernel.dtype))
+
+    @kernel.setter
+    def kernel(self, value):
+        # DepthwiseConv's build does `self.kernel = self.add_weight(...)`.
+        self._kernel = value
+
+    @property
+    def raw_kernel(self):
+        """The stored kernel variable (the weights ``w`` without the mask)."""
+        return self._kernel
+
+    def soft_mask(self):
+        """``sigmoid(beta * s) / sigmoid(s0)`` as a tensor."""
+        scale = 1.0 / _sigmoid(self.mask_initial_value)
+        logits = ops.convert_to_tensor(self.mask_logits)
+        beta = ops.cast(self.temperature, logits.dtype)
+        return ops.multiply(ops.sigmoid(ops.multiply(beta, logits)), scale)
+
+    def call(self, inputs):
+        outputs = super().call(inputs)
+        self.add_loss(ops.multiply(self.penalty, ops.sum(self.soft_mask())))
+        return outputs
+
+    def hard_mask(self) -> np.ndarray:
+        """The binary mask ``s > 0`` as a numpy bool array."""
+        return np.asarray(ops.convert_to_numpy(self.mask_logits)) > 0
+
+    def set_temperature(self, beta: float) -> None:
+        if not beta > 0 or not math.isfinite(beta):
+            raise ValueError(f"The temperature must be > 0; got {beta!r}.")
+        self.temperature.assign(float(beta))
+
+    def set_penalty(self, penalty: float) -> None:
+        if not penalty >= 0 or not math.isfinite(penalty):
+            raise ValueError(f"The mask penalty must be >= 0; got {penalty!r}.")
+        self.penalty.assign(float(penalty))
+
+    def enable_lora(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not support LoRA.")
+
+    def quantize(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot be quantized: binarize the mask first "
+            "(keras_lottery.cs) and strip it (keras_lottery.export.strip_masks)."
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["mask_initial_value"] = self.mask_initial_value
+        config["mask_penalty"] = self.mask_penalty
+        return config
+
+    def _soft_variables(self):
+        variables = [self._kernel]
+        if getattr(self, "bias", None) is not None:
+            variables.append(self.bias)
+        return variables + [self.mask_logits, self.temperature, self.penalty]
+
+    def save_own_variables(self, store):
+        if not self.built:
+            return
+        for i, variable in enumerate(self._soft_variables()):
+            store[str(i)] = variable
+
+    def load_own_variables(self, store):
+        if not self.built:
+            return
+        variables = self._soft_variables()
+        if len(store.keys()) != len(variables):
+            raise ValueError(
+                f"Layer '{self.name}' expected {len(variables)} variables (kernel, "
+                "bias if used, mask logits, temperature, penalty) but the saved file "
+                f"holds {len(store.keys())}."
+            )
+        for i, variable in enumerate(variables):
+            variable.assign(store[str(i)])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SoftMaskedDense(SoftMaskMixin, keras.layers.Dense):
+    """``keras.layers.Dense`` with a Continuous Sparsification soft mask."""
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SoftMaskedConv2D(SoftMaskMixin, keras.layers.Conv2D):
+    """``keras.layers.Conv2D`` with a Continuous Sparsification soft mask."""
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SoftMaskedDepthwiseConv2D(SoftMaskMixin, keras.layers.DepthwiseConv2D):
+    """``keras.layers.DepthwiseConv2D`` with a Continuous Sparsification soft mask."""
+
+
+def is_soft_masked(layer) -> bool:
+    """True for the soft-mask layers of this module (and their subclasses)."""
+    return isinstance(layer, SoftMaskMixin)
