@@ -1,6 +1,9 @@
-"""Command line: ``keras-lottery {run, report, demo}``.
+"""Command line: ``keras-lottery {run, sweep, report, demo}``.
 
 keras-lottery run configs/lenet_mnist.yaml --set pruning.rounds=3 --out runs
+keras-lottery run configs/cs_resnet20_cifar10.yaml --set data.path=cifar10.npz
+keras-lottery sweep configs/cs_resnet20_cifar10.yaml \
+    --grid 'cs.mask_initial_value=[-0.1, 0.0, 0.1]' --jobs 3
 keras-lottery report runs/imp_3f2a9c1d0b7e
 keras-lottery demo
 """
@@ -57,6 +60,27 @@ def main(argv=None) -> int:
         action="store_true",
         help="print the resolved config and its run folder, then exit",
     )
+    sweep_p = sub.add_parser(
+        "sweep",
+        help="run a grid of settings of a config side by side (e.g. CS's s0) "
+        "and report the family of tickets",
+    )
+    sweep_p.add_argument("config", help="YAML file (see configs/)")
+    sweep_p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=[V1, V2]",
+        help="a config field and its values as a YAML list (repeatable: the "
+        "sweep runs every combination)",
+    )
+    sweep_p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE"
+    )
+    sweep_p.add_argument("--out", default="runs", help="root folder of run folders")
+    sweep_p.add_argument(
+        "--jobs", type=int, default=1, help="settings run at once (processes)"
+    )
     rep_p = sub.add_parser("report", help="table and plot of a run folder")
     rep_p.add_argument("run_dir")
     demo_p = sub.add_parser(
@@ -66,6 +90,19 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     try:
+        if args.command == "sweep":
+            from keras_lottery.sweep import parse_grid, run_sweep
+
+            directory = run_sweep(
+                args.config,
+                parse_grid(args.grid),
+                args.overrides,
+                out=args.out,
+                jobs=args.jobs,
+            )
+            with open(f"{directory}/sweep.txt") as handle:
+                print(f"\n{handle.read()}\nsweep folder: {directory}")
+            return 0
         if args.command == "report":
             from keras_lottery.report import write_report
 

@@ -226,6 +226,7 @@ class Recipe:
             "x": dataset,
             "y": None,
             "steps_per_epoch": self.steps_per_epoch,
+            "shuffle": False,  # the pipeline shuffles, seeded
             **kwargs,
         }
 

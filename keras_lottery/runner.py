@@ -1,12 +1,15 @@
 """Runs a :class:`RunConfig` in a hash-named folder: idempotent and resumable.
 
-Layout of ``<out>/<hashname>/``:
+Layout of ``<out>/<method>_<hash>/``:
 
 - ``config.yaml``: the full config (every field);
-- ``round_NNN/{record.json, ticket.npz, trained.npz}`` and ``rewind_state.npz``:
-  written by the IMP driver as each round finishes (resume points);
+- IMP (``method: imp``): ``round_NNN/{record.json, ticket.npz, trained.npz}`` and
+  ``rewind_state.npz``, written by the IMP driver as each round finishes;
+- Continuous Sparsification (``method: cs``): ``search_NNN/{record.json,
+  state.npz, optimizer.npz}``, ``rewind_state.npz``, ``ticket.npz`` and
+  ``ticket/{record.json, trained.npz}`` (see :mod:`keras_lottery.cs`);
 - ``result.json``: written last; its presence means the run is finished;
-- ``report.txt`` and ``accuracy_vs_weights.png``: the round table and the plot.
+- ``report.txt`` and a plot (``accuracy_vs_weights.png`` or ``cs_search.png``).
 
 Re-running a finished config does nothing; an interrupted one resumes after the
 last finished round and, with the same seed, ends with the same masks.
@@ -38,8 +41,12 @@ def run_dir_for(config: RunConfig, out: str) -> str:
 METHODS = ("imp", "cs")
 
 
-def run(config: RunConfig, out: str = "runs", verbose: int = 1) -> str:
-    """Runs (or resumes, or skips if finished) ``config``; returns the run folder."""
+def run(config: RunConfig, out: str = "runs", verbose: int = 1, prepared=None) -> str:
+    """Runs (or resumes, or skips if finished) ``config``; returns the run folder.
+
+    ``prepared`` optionally gives the ``(recipe, model)`` pair that
+    :func:`prepare` returns for this config (Keras Tuner builds it first).
+    """
     if config.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {config.method!r}.")
     directory = run_dir_for(config, out)
@@ -47,28 +54,15 @@ def run(config: RunConfig, out: str = "runs", verbose: int = 1) -> str:
         if verbose:
             print(f"[keras_lottery] {directory} is already finished; nothing to do.")
         return directory
+    recipe, model = prepared if prepared is not None else prepare(config)
     os.makedirs(directory, exist_ok=True)
     atomic_write_text(os.path.join(directory, "config.yaml"), config.to_yaml())
-
-    recipe = Recipe(config)
-    keras.utils.set_random_seed(config.seed)
-    model = recipe.build_model()
     fit_kwargs = recipe.fit_kwargs(verbose=2 if verbose else 0)
     if config.method == "imp":
-        _imp(config, recipe, model, directory, verbose).run(
-            model, test_data=recipe.test_data, **fit_kwargs
-        )
+        driver = _imp(config, model, directory, verbose)
     else:
-        model = cs.soften(
-            model,
-            resolve_layers(model, config.cs.layers),
-            mask_initial_value=config.cs.mask_initial_value,
-            penalty=config.cs.penalty,
-        )
-        recipe.compile(model, exclude=[cs.LOGITS])
-        _cs(config, directory, verbose).run(
-            model, test_data=recipe.test_data, **fit_kwargs
-        )
+        driver = _cs(config, directory, verbose)
+    driver.run(model, test_data=recipe.test_data, **fit_kwargs)
     report.write_report(directory)
     atomic_write_json(
         os.path.join(directory, "result.json"),
@@ -77,8 +71,28 @@ def run(config: RunConfig, out: str = "runs", verbose: int = 1) -> str:
     return directory
 
 
-def _imp(config, recipe, model, directory, verbose) -> IterativeMagnitudePruning:
-    recipe.compile(model)
+def prepare(config: RunConfig):
+    """The :class:`Recipe` and the compiled model a run of ``config`` trains:
+    the registry model, seeded with ``config.seed`` (soft-masked for CS)."""
+    if config.method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {config.method!r}.")
+    recipe = Recipe(config)
+    keras.utils.set_random_seed(config.seed)
+    model = recipe.build_model()
+    if config.method == "imp":
+        recipe.compile(model)
+        return recipe, model
+    model = cs.soften(
+        model,
+        resolve_layers(model, config.cs.layers),
+        mask_initial_value=config.cs.mask_initial_value,
+        penalty=config.cs.penalty,
+    )
+    recipe.compile(model, exclude=[cs.LOGITS])
+    return recipe, model
+
+
+def _imp(config, model, directory, verbose) -> IterativeMagnitudePruning:
     return IterativeMagnitudePruning(
         fraction=config.pruning.fraction,
         rounds=config.pruning.rounds,

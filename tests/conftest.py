@@ -32,3 +32,27 @@ def shared_data_path(name: str) -> str:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def cs_mlp_config(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (120, 6, 6), dtype=np.uint8)
+    y = (x.reshape(120, -1).mean(axis=1) > 127).astype(np.int64)
+    np.savez(
+        tmp_path / "tiny.npz",
+        x_train=x[:90],
+        y_train=y[:90],
+        x_test=x[90:],
+        y_test=y[90:],
+    )
+    path = tmp_path / "cs_mlp.yaml"
+    path.write_text(f"""
+method: cs
+data: {{name: tiny, path: {tmp_path / "tiny.npz"}, validation_size: 10}}
+model: {{name: lenet_300_100, options: {{hidden: [16, 8]}}}}
+training: {{optimizer: sgd, learning_rate: 0.05, batch_size: 16, duration: 2ep}}
+cs: {{rounds: 1, rewind: 1ep, layers: all}}
+baselines: []
+""")
+    return path

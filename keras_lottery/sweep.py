@@ -1,0 +1,295 @@
+"""Grid sweeps: one run folder per setting, side by side, and a family report.
+
+Continuous Sparsification finds one ticket per (s0, lambda) setting, and unlike
+IMP the settings do not depend on each other, so a family of tickets of
+different sparsities can be searched in parallel ("fast parallel ticket search"
+in Savarese et al.). A sweep expands a grid of config overrides, runs every
+setting as an ordinary run folder (all share ``seed``, hence the same starting
+network) in up to ``jobs`` independent processes, and writes a family report.
+It works for IMP configs too (e.g. a grid over ``seed``).
+
+Re-running a sweep skips finished settings and resumes interrupted ones (each
+run folder is idempotent and resumable).
+
+Layout of ``<out>/sweep_<hash>/``: ``sweep.yaml`` (base config path, overrides,
+grid), ``logs/setting_NN.log``, ``sweep.json``, ``sweep.txt`` and
+``sweep.png`` (test accuracy vs. weights remaining).
+
+Example (shell):
+
+    keras-lottery sweep configs/cs_resnet20_cifar10.yaml \\
+        --grid 'cs.mask_initial_value=[-0.1, 0.0, 0.1]' --jobs 3 --out runs
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import yaml
+
+from keras_lottery._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from keras_lottery.config import ConfigError, RunConfig, load_config
+
+_TICKS = (100, 50, 25, 10, 5, 2.5, 1, 0.5, 0.25, 0.1)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the grid: its overrides, config and run folder."""
+
+    overrides: tuple[str, ...]
+    config: RunConfig
+    run_dir: str
+
+    @property
+    def label(self) -> str:
+        return ", ".join(self.overrides) or "base"
+
+
+def parse_grid(items) -> dict[str, list]:
+    """``["key=[v1, v2]", ...]`` (values in YAML) -> ``{key: [v1, v2]}``."""
+    grid = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"Grid entry {item!r} must look like key=[v1, v2, ...].")
+        key, raw = item.split("=", 1)
+        values = yaml.safe_load(raw)
+        if not isinstance(values, list) or not values:
+            raise ConfigError(
+                f"Grid entry {item!r}: the values must be a non-empty YAML list, "
+                "like cs.mask_initial_value=[-0.1, 0.0, 0.1]."
+            )
+        if key.strip() in grid:
+            raise ConfigError(f"Grid key {key.strip()!r} is given twice.")
+        grid[key.strip()] = values
+    if not grid:
+        raise ConfigError("A sweep needs at least one --grid key=[values].")
+    return grid
+
+
+def expand(config_path, grid: dict, overrides=(), out="runs") -> list[Setting]:
+    """Every setting of ``grid`` (Cartesian product, in the given order), each
+    validated as a full config before anything runs."""
+    keys = list(grid)
+    settings = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        extra = tuple(
+            f"{k}={_yaml_value(v)}" for k, v in zip(keys, values, strict=True)
+        )
+        config = load_config(config_path, list(overrides) + list(extra))
+        settings.append(Setting(extra, config, os.path.join(out, config.hashname())))
+    names = [s.run_dir for s in settings]
+    if len(set(names)) != len(names):
+        raise ConfigError("Two grid settings give the same config; drop duplicates.")
+    return settings
+
+
+def _yaml_value(value) -> str:
+    return json.dumps(value)  # JSON scalars and lists are valid YAML
+
+
+def sweep_dir_for(config_path, grid, overrides, out) -> str:
+    base = load_config(config_path, list(overrides))
+    canonical = json.dumps(
+        {"base": base.non_default(), "grid": grid}, sort_keys=True, default=str
+    )
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+    return os.path.join(out, f"sweep_{digest}")
+
+
+def run_sweep(config_path, grid, overrides=(), out="runs", jobs=1, verbose=1) -> str:
+    """Runs every setting of ``grid`` (``jobs`` at a time, each in its own
+    process) and writes the family report; returns the sweep folder.
+
+    Raises ``RuntimeError`` naming the settings that failed (their logs are in
+    the sweep folder); the finished ones are kept and the report covers them.
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an int >= 1; got {jobs!r}.")
+    settings = expand(config_path, grid, overrides, out)
+    directory = sweep_dir_for(config_path, grid, overrides, out)
+    os.makedirs(os.path.join(directory, "logs"), exist_ok=True)
+    atomic_write_text(
+        os.path.join(directory, "sweep.yaml"),
+        yaml.safe_dump(
+            {
+                "config": os.fspath(config_path),
+                "overrides": list(overrides),
+                "grid": grid,
+            },
+            sort_keys=False,
+        ),
+    )
+
+    def launch(indexed):
+        i, setting = indexed
+        return _run_setting(
+            config_path, overrides, setting, directory, i, jobs, verbose
+        )
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        codes = list(pool.map(launch, enumerate(settings)))
+    write_sweep_report(directory, settings)
+    failed = [s.label for s, code in zip(settings, codes, strict=True) if code]
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} sweep setting(s) failed: {failed}; see "
+            f"{os.path.join(directory, 'logs')}. Re-run the sweep to resume them."
+        )
+    return directory
+
+
+def _run_setting(config_path, overrides, setting, directory, index, jobs, verbose):
+    if os.path.exists(os.path.join(setting.run_dir, "result.json")):
+        if verbose:
+            print(f"[keras_lottery] sweep: {setting.label} already finished")
+        return 0
+    command = [sys.executable, "-m", "keras_lottery.cli", "run", os.fspath(config_path)]
+    for override in list(overrides) + list(setting.overrides):
+        command += ["--set", override]
+    command += ["--out", os.path.dirname(setting.run_dir) or "."]
+    env = dict(os.environ)
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+        env.setdefault(name, threads)
+    env.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    log = os.path.join(directory, "logs", f"setting_{index:02d}.log")
+    if verbose:
+        print(f"[keras_lottery] sweep: running {setting.label} (log: {log})")
+    with open(log, "ab") as handle:
+        code = subprocess.call(
+            command, stdout=handle, stderr=subprocess.STDOUT, env=env
+        )
+    if verbose:
+        status = "finished" if code == 0 else f"FAILED (exit {code})"
+        print(f"[keras_lottery] sweep: {setting.label} {status}")
+    return code
+
+
+# --------------------------------------------------------------------------- report
+
+
+def collect(settings) -> list[dict]:
+    """One row per setting: the run folder and, once finished, its points
+    (weights remaining, test accuracy) and epochs."""
+    rows = []
+    for setting in settings:
+        row = {"setting": setting.label, "run_dir": setting.run_dir, "points": []}
+        path = os.path.join(setting.run_dir, "result.json")
+        if os.path.exists(path):
+            with open(path) as handle:
+                result = json.load(handle)
+            row.update(_points(result))
+        rows.append(row)
+    return rows
+
+
+def _points(result: dict) -> dict:
+    from keras_lottery.imp import _metric
+
+    if result.get("method") == "cs":
+        ticket = result["ticket"]
+        meta = ticket["ticket"]
+        return {
+            "method": "cs",
+            "epochs": ticket["epochs"]["total"],
+            "points": [
+                {
+                    "weights_remaining": 1 - meta["sparsity"],
+                    "weights_remaining_in_scope": 1 - meta["sparsity_in_scope"],
+                    "accuracy": _metric(ticket["ticket_training"], "accuracy"),
+                }
+            ],
+        }
+    rounds = result["rounds"]
+    return {
+        "method": "imp",
+        "epochs": sum(r["ticket"]["epochs"] for r in rounds),
+        "points": [
+            {
+                "weights_remaining": r["fraction_remaining"],
+                "accuracy": _metric(r["ticket"], "accuracy"),
+            }
+            for r in rounds
+        ],
+    }
+
+
+def write_sweep_report(directory: str, settings) -> str:
+    """Writes ``sweep.json``, ``sweep.txt`` and ``sweep.png``; returns the table."""
+    rows = collect(settings)
+    atomic_write_json(os.path.join(directory, "sweep.json"), {"settings": rows})
+    table = format_sweep_table(rows)
+    atomic_write_text(os.path.join(directory, "sweep.txt"), table + "\n")
+    if any(row["points"] for row in rows):
+        plot_family(rows, os.path.join(directory, "sweep.png"))
+    return table
+
+
+def format_sweep_table(rows) -> str:
+    header = ["setting", "method", "weights remaining", "test accuracy", "epochs"]
+    lines = []
+    for row in rows:
+        last = row["points"][-1] if row["points"] else None
+        lines.append(
+            [
+                row["setting"],
+                row.get("method", "-"),
+                "-" if last is None else f"{100 * last['weights_remaining']:.2f}%",
+                "-"
+                if last is None or last["accuracy"] is None
+                else f"{last['accuracy']:.4f}",
+                str(row.get("epochs", "-")) if last is not None else "not finished",
+            ]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out += [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines
+    ]
+    return "\n".join(out)
+
+
+def plot_family(rows, path: str) -> None:
+    """Test accuracy vs. weights remaining (log x): a point per CS ticket, a
+    curve per IMP run."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    xs = []
+    for row in rows:
+        points = [p for p in row["points"] if p["accuracy"] is not None]
+        if not points:
+            continue
+        x = [100 * p["weights_remaining"] for p in points]
+        y = [p["accuracy"] for p in points]
+        xs += x
+        style = "o-" if len(points) > 1 else "s"
+        ax.plot(x, y, style, label=row["setting"])
+    ax.set_xscale("log")
+    if xs:
+        ticks = [t for t in _TICKS if min(xs) * 0.999 <= t <= max(xs) * 1.001]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
