@@ -7,20 +7,17 @@ import pytest
 from keras_lottery.config import load_config
 from keras_lottery.ticket import Ticket
 from keras_lottery.tuning import CSHyperModel
+from tests.test_examples import load_example
 
 
 def test_keras_tuner_grid_over_s0_gives_a_family_of_tickets(cs_mlp_config, tmp_path):
-    config = load_config(cs_mlp_config)
-    hypermodel = CSHyperModel(
-        config, mask_initial_values=[-0.5, 0.5], out=str(tmp_path / "runs")
-    )
-    tuner = keras_tuner.GridSearch(
-        hypermodel,
-        objective=hypermodel.objective,
-        directory=str(tmp_path / "tuning"),
-        project_name="cs",
-    )
-    tuner.search()
+    # Through the example script, which builds CSHyperModel and a GridSearch.
+    example = load_example("tune_cs_with_keras_tuner.py")
+    out = str(tmp_path / "runs")
+    args = [str(cs_mlp_config), "--s0", "-0.5", "0.5", "--out", out]
+    tuner = example.main(args + ["--tuner-dir", str(tmp_path / "tuning")])
+    hypermodel = tuner.hypermodel
+    assert isinstance(hypermodel, CSHyperModel)
     trials = tuner.oracle.get_best_trials(2)
     assert len(trials) == 2
     remaining = {}
