@@ -178,10 +178,19 @@ def _run_setting(config_path, overrides, setting, directory, index, jobs, verbos
 
 def collect(settings) -> list[dict]:
     """One row per setting: the run folder and, once finished, its points
-    (weights remaining, test accuracy) and epochs."""
+    (weights remaining, test accuracy of the ticket and of each control) and
+    epochs."""
     rows = []
     for setting in settings:
-        row = {"setting": setting.label, "run_dir": setting.run_dir, "points": []}
+        row = {
+            "setting": setting.label,
+            "group": ", ".join(
+                o for o in setting.overrides if not o.startswith("seed=")
+            )
+            or "base",
+            "run_dir": setting.run_dir,
+            "points": [],
+        }
         path = os.path.join(setting.run_dir, "result.json")
         if os.path.exists(path):
             with open(path) as handle:
@@ -205,6 +214,10 @@ def _points(result: dict) -> dict:
                     "weights_remaining": 1 - meta["sparsity"],
                     "weights_remaining_in_scope": 1 - meta["sparsity_in_scope"],
                     "accuracy": _metric(ticket["ticket_training"], "accuracy"),
+                    "controls": {
+                        name: _metric(training, "accuracy")
+                        for name, training in ticket.get("baselines", {}).items()
+                    },
                 }
             ],
         }
@@ -216,6 +229,10 @@ def _points(result: dict) -> dict:
             {
                 "weights_remaining": r["fraction_remaining"],
                 "accuracy": _metric(r["ticket"], "accuracy"),
+                "controls": {
+                    name: _metric(training, "accuracy")
+                    for name, training in r.get("baselines", {}).items()
+                },
             }
             for r in rounds
         ],
@@ -223,14 +240,173 @@ def _points(result: dict) -> dict:
 
 
 def write_sweep_report(directory: str, settings) -> str:
-    """Writes ``sweep.json``, ``sweep.txt`` and ``sweep.png``; returns the table."""
+    """Writes ``sweep.json``, ``sweep.txt`` and ``sweep.png``; when settings differ
+    in ``seed``, also ``replicates.{json,txt,png}`` (mean and standard deviation
+    over the seeds of each setting). Returns the table(s)."""
     rows = collect(settings)
-    atomic_write_json(os.path.join(directory, "sweep.json"), {"settings": rows})
+    groups = replicates(rows)
+    atomic_write_json(
+        os.path.join(directory, "sweep.json"), {"settings": rows, "replicates": groups}
+    )
     table = format_sweep_table(rows)
+    if any(group["seeds"] > 1 for group in groups):
+        table += "\n\n" + format_replicates(groups)
+        if any(group["points"] for group in groups):
+            plot_replicates(groups, os.path.join(directory, "replicates.png"))
     atomic_write_text(os.path.join(directory, "sweep.txt"), table + "\n")
     if any(row["points"] for row in rows):
         plot_family(rows, os.path.join(directory, "sweep.png"))
     return table
+
+
+def replicates(rows) -> list[dict]:
+    """Finished rows grouped by their non-seed overrides: per point (IMP round,
+    or the CS ticket), mean / std / n of the weights remaining, the ticket's
+    accuracy and each control's accuracy over the seeds."""
+    by_group = {}
+    for row in rows:
+        if row["points"]:
+            by_group.setdefault(row["group"], []).append(row)
+    groups = []
+    for name, members in by_group.items():
+        length = min(len(m["points"]) for m in members)
+        points = []
+        for i in range(length):
+            at = [m["points"][i] for m in members]
+            controls = sorted({c for p in at for c in p.get("controls", {})})
+            points.append(
+                {
+                    "weights_remaining": _stats([p["weights_remaining"] for p in at]),
+                    "accuracy": _stats([p["accuracy"] for p in at]),
+                    "controls": {
+                        c: _stats([p.get("controls", {}).get(c) for p in at])
+                        for c in controls
+                    },
+                }
+            )
+        groups.append(
+            {
+                "group": name,
+                "method": members[0].get("method"),
+                "seeds": len(members),
+                "epochs": _stats([m.get("epochs") for m in members]),
+                "points": points,
+            }
+        )
+    return groups
+
+
+def _stats(values) -> dict:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"mean": None, "std": None, "n": 0}
+    mean = sum(values) / len(values)
+    var = (
+        sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+        if len(values) > 1
+        else 0.0
+    )
+    return {"mean": mean, "std": var**0.5, "n": len(values)}
+
+
+def _mean_std(stats, scale=1.0, digits=4, suffix="") -> str:
+    if stats["mean"] is None:
+        return "-"
+    return (
+        f"{scale * stats['mean']:.{digits}f}{suffix} ± "
+        f"{scale * stats['std']:.{digits}f}{suffix}"
+    )
+
+
+def format_replicates(groups) -> str:
+    """One table per group: mean ± std (sample standard deviation) over seeds."""
+    blocks = []
+    for group in groups:
+        controls = sorted({c for p in group["points"] for c in p["controls"]})
+        header = ["point", "weights remaining", "ticket accuracy"]
+        header += [f"{c} accuracy" for c in controls]
+        lines = []
+        for i, point in enumerate(group["points"]):
+            label = "ticket" if group["method"] == "cs" else f"round {i}"
+            lines.append(
+                [
+                    label,
+                    _mean_std(point["weights_remaining"], 100, 2, "%"),
+                    _mean_std(point["accuracy"]),
+                ]
+                + [
+                    _mean_std(point["controls"][c]) if c in point["controls"] else "-"
+                    for c in controls
+                ]
+            )
+        widths = [
+            max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(header)
+        ]
+        out = [
+            f"{group['group']}: mean ± std over {group['seeds']} seed(s)",
+            "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+        ]
+        out += [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines
+        ]
+        blocks.append("\n".join(out))
+    return "\n\n".join(blocks)
+
+
+def plot_replicates(groups, path: str) -> None:
+    """Mean test accuracy vs. weights remaining with +-1 std bars, per group:
+    the ticket (solid) and its controls (dashed)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    xs = []
+    for g, group in enumerate(groups):
+        x = [100 * p["weights_remaining"]["mean"] for p in group["points"]]
+        xs += x
+        prefix = "" if len(groups) == 1 else f"{group['group']}: "
+        series = [("ticket", [p["accuracy"] for p in group["points"]], "o-")]
+        controls = sorted({c for p in group["points"] for c in p["controls"]})
+        for c in controls:
+            series.append(
+                (
+                    c.replace("_", " "),
+                    [p["controls"].get(c) for p in group["points"]],
+                    "s--",
+                )
+            )
+        for s_index, (label, stats, style) in enumerate(series):
+            keep = [i for i, st in enumerate(stats) if st and st["mean"] is not None]
+            if not keep:
+                continue
+            ax.errorbar(
+                [x[i] for i in keep],
+                [stats[i]["mean"] for i in keep],
+                yerr=[stats[i]["std"] for i in keep],
+                fmt=style,
+                capsize=2,
+                color=f"C{(g * 3 + s_index) % 10}",
+                label=f"{prefix}{label} (n={group['seeds']})",
+            )
+    ax.set_xscale("log")
+    if xs:
+        ticks = [t for t in _TICKS if min(xs) * 0.999 <= t <= max(xs) * 1.001]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def format_sweep_table(rows) -> str:

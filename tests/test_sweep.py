@@ -77,3 +77,40 @@ def test_failed_settings_are_named_and_the_rest_reported(
     assert "not finished" in (directory / "sweep.txt").read_text()
     with pytest.raises(ValueError, match="jobs must be an int >= 1"):
         sweep.run_sweep(cs_mlp_config, grid, out=str(out), jobs=0)
+
+
+def _imp_row(seed, group, accuracies, reinit):
+    return {
+        "setting": f"{group}, seed={seed}",
+        "group": group,
+        "method": "imp",
+        "epochs": 4,
+        "points": [
+            {"weights_remaining": w, "accuracy": a, "controls": c}
+            for w, a, c in zip(
+                [1.0, 0.8],
+                accuracies,
+                [{}, {"random_reinit": reinit}],
+                strict=True,
+            )
+        ],
+    }
+
+
+def test_replicates_average_over_seeds_per_group():
+    rows = [
+        _imp_row(0, "k=0", [0.90, 0.92], 0.85),
+        _imp_row(1, "k=0", [0.92, 0.94], 0.87),
+        _imp_row(0, "k=1", [0.95, 0.96], 0.80),
+        {"setting": "k=1, seed=1", "group": "k=1", "points": []},  # unfinished
+    ]
+    groups = sweep.replicates(rows)
+    assert [(g["group"], g["seeds"]) for g in groups] == [("k=0", 2), ("k=1", 1)]
+    first = groups[0]["points"]
+    assert first[0]["accuracy"]["mean"] == pytest.approx(0.91)
+    assert first[1]["accuracy"]["std"] == pytest.approx(np.std([0.92, 0.94], ddof=1))
+    assert first[1]["controls"]["random_reinit"]["mean"] == pytest.approx(0.86)
+    assert groups[1]["points"][1]["accuracy"] == {"mean": 0.96, "std": 0.0, "n": 1}
+    table = sweep.format_replicates(groups)
+    assert "k=0: mean ± std over 2 seed(s)" in table
+    assert "0.9300 ± 0.0141" in table and "80.00% ± 0.00%" in table
