@@ -94,7 +94,8 @@ class PruningConfig:
     exclude: list[str] = field(default_factory=list)
     layer_fractions: dict[str, float] = field(default_factory=dict)
     """Per-layer rates; keys may be fnmatch patterns like 'stage*_conv1'."""
-    rewind: str = "0it"
+    rewind: str | int = "0it"
+    """Rewind point: 0 (initialization), '500it' or '2ep'."""
     evaluate_at: str = "final"
     """final, or best (lowest validation loss epoch) for the test metrics."""
 
@@ -116,7 +117,7 @@ class CSConfig:
     """lambda, the weight of the L1 penalty on the soft mask."""
     final_temperature: float = 200.0
     """beta at the last epoch of each round (beta starts at 1 every round)."""
-    rewind: str = "2ep"
+    rewind: str | int = "2ep"
     """Where the ticket's weights come from: a point of the first round."""
     layers: str | list[str] = "cs"
     """A registry scope name ('cs' = the 3x3 convs) or a list of layer names."""
@@ -130,6 +131,10 @@ class CSConfig:
     """Between rounds: paper (s <- min(beta * s, s0)) or code (s <- min(s, s0))."""
     evaluate_at: str = "final"
     """final, or best (lowest validation loss epoch) for the test metrics."""
+
+
+#: Method -> the config sections it does not read (left out of its run's hash).
+UNUSED_SECTIONS = {"imp": ("cs",), "cs": ("pruning",)}
 
 
 @dataclass
@@ -154,8 +159,14 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def non_default(self) -> dict:
-        """The fields that differ from their defaults (what names the run)."""
-        return _diff(self, RunConfig())
+        """The fields that differ from their defaults (what names the run),
+        without the sections the run's method does not use (``cs`` for IMP,
+        ``pruning`` for CS)."""
+        diff = _diff(self, RunConfig())
+        if diff is _SAME:
+            return {}
+        ignored = UNUSED_SECTIONS.get(self.method, ())
+        return {k: v for k, v in diff.items() if k not in ignored}
 
     def hashname(self) -> str:
         canonical = json.dumps(self.non_default(), sort_keys=True, default=str)

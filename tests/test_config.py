@@ -93,3 +93,26 @@ def test_demo_config_file_matches_the_demo_command():
 
     path = os.path.join(os.path.dirname(__file__), "..", "configs", "demo_digits.yaml")
     assert load_config(path) == demo_config()
+
+
+def test_rewind_points_accept_zero_as_a_number():
+    config = load_config(None, ["pruning.rewind=0", "cs.rewind=0"])
+    assert config.pruning.rewind == 0 and config.cs.rewind == 0
+    with pytest.raises(
+        ConfigError, match="'pruning.rewind' must be a string or an int"
+    ):
+        load_config(None, ["pruning.rewind=[1]"])
+
+
+def test_hash_ignores_the_sections_a_method_does_not_use():
+    assert load_config(None).hashname() == load_config(None).hashname()
+    assert load_config(None).non_default() == {}
+    imp = load_config(None, ["pruning.rounds=3"])
+    assert (
+        imp.hashname()
+        == load_config(None, ["pruning.rounds=3", "cs.rounds=5"]).hashname()
+    )
+    cs = load_config(None, ["method=cs", "cs.rounds=2"])
+    other = load_config(None, ["method=cs", "cs.rounds=2", "pruning.rounds=9"])
+    assert cs.hashname() == other.hashname() and cs.hashname().startswith("cs_")
+    assert cs.hashname() != load_config(None, ["method=cs"]).hashname()
