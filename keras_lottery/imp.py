@@ -35,7 +35,6 @@ import glob
 import json
 import math
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -45,31 +44,21 @@ import numpy as np
 from keras_lottery import pruning
 from keras_lottery._io import atomic_write_bytes, atomic_write_json
 from keras_lottery.rewind import (
-    OffsetSchedule,
     RewindCheckpoint,
     Step,
-    StopAtIteration,
     capture_state,
     restore_state,
 )
 from keras_lottery.ticket import Ticket
+from keras_lottery.training import (
+    TrainingRecord,
+    assign_all,
+    infer_steps_per_epoch,
+    train_from_step,
+)
 
 BASELINES = ("random_reinit", "random_prune")
 EVALUATE_AT = ("final", "best")
-
-
-@dataclass
-class TrainingRecord:
-    """What one training run (a ticket or a control) reached."""
-
-    history: dict[str, list[float]]
-    epochs: int
-    steps: int
-    wall_time: float
-    best_epoch: int | None
-    final: dict[str, float]
-    best: dict[str, float]
-    test: dict[str, float] | None
 
 
 @dataclass
@@ -282,34 +271,6 @@ def _check_fraction(value, what: str) -> None:
         raise ValueError(f"{what} must be a number in (0, 1); got {value!r}.")
 
 
-def infer_steps_per_epoch(x, fit_kwargs: Mapping) -> int:
-    """Optimizer steps per epoch for these ``fit`` arguments (as Keras counts them)."""
-    if fit_kwargs.get("steps_per_epoch"):
-        return int(fit_kwargs["steps_per_epoch"])
-    if hasattr(x, "cardinality"):  # tf.data.Dataset
-        n = int(x.cardinality())
-        if n > 0:
-            return n
-        raise ValueError(
-            "The dataset's length is unknown or infinite: pass steps_per_epoch."
-        )
-    if (
-        hasattr(x, "__len__")
-        and hasattr(x, "__getitem__")
-        and not isinstance(x, (np.ndarray, list, tuple, dict))
-    ):
-        return len(x)  # keras.utils.PyDataset
-    leaf = x
-    while isinstance(leaf, (list, tuple, dict)):
-        leaf = next(iter(leaf.values())) if isinstance(leaf, dict) else leaf[0]
-    n = int(np.shape(leaf)[0])
-    split = fit_kwargs.get("validation_split") or 0.0
-    if split:
-        n = int(math.floor(n * (1.0 - split)))
-    batch_size = fit_kwargs.get("batch_size") or 32
-    return math.ceil(n / batch_size)
-
-
 class _Job:
     """The state of one ``IterativeMagnitudePruning.run`` call."""
 
@@ -442,101 +403,18 @@ class _Job:
 
     def _train(self, model, start, extra_callbacks=()) -> TrainingRecord:
         """Trains steps start..T with a fresh optimizer and records the outcome."""
-        model.compile_from_config(_offset_compile_config(self.compile_config, start))
-        best = _Recorder(keep_best=self.imp.evaluate_at == "best")
-        callbacks = copy.deepcopy(self.callbacks) + list(extra_callbacks) + [best]
-        if start % self.steps_per_epoch:
-            callbacks.append(StopAtIteration(self.total - start))
-        began = time.perf_counter()
-        history = model.fit(
-            self.x,
-            self.y,
+        return train_from_step(
+            model,
+            start,
+            compile_config=self.compile_config,
+            x=self.x,
+            y=self.y,
             epochs=self.epochs,
-            initial_epoch=start // self.steps_per_epoch,
-            callbacks=callbacks,
+            callbacks=copy.deepcopy(self.callbacks) + list(extra_callbacks),
+            test_data=self.test_data,
+            keep_best=self.imp.evaluate_at == "best",
             **self.fit_kwargs,
         )
-        wall = time.perf_counter() - began
-        logs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        trained_epochs = len(next(iter(logs.values()), []))
-        best_index = _argmin(logs.get("val_loss"))
-        first_epoch = start // self.steps_per_epoch
-        final = {k: v[-1] for k, v in logs.items() if v}
-        at_best = (
-            {k: v[best_index] for k, v in logs.items()}
-            if best_index is not None
-            else {}
-        )
-        test = None
-        if self.test_data is not None:
-            if best.state is not None:
-                trained = capture_state(model)
-                _assign_all(model, best.state)
-            test = _evaluate(model, self.test_data)
-            if best.state is not None:
-                _assign_all(model, trained)
-        return TrainingRecord(
-            history=logs,
-            epochs=trained_epochs,
-            steps=best.steps,
-            wall_time=wall,
-            best_epoch=None if best_index is None else first_epoch + best_index,
-            final=final,
-            best=at_best,
-            test=test,
-        )
-
-
-def _argmin(values):
-    if not values:
-        return None
-    return int(np.nanargmin(values)) if not np.all(np.isnan(values)) else None
-
-
-def _evaluate(model, data) -> dict[str, float]:
-    if isinstance(data, tuple) and len(data) == 2:
-        result = model.evaluate(*data, verbose=0, return_dict=True)
-    else:
-        result = model.evaluate(data, verbose=0, return_dict=True)
-    return {k: float(v) for k, v in result.items()}
-
-
-def _assign_all(model, state) -> None:
-    for variable, value in zip(model.weights, state, strict=True):
-        variable.assign(value)
-
-
-def _offset_compile_config(config: dict, start: int) -> dict:
-    """The compile config with the learning-rate schedule shifted to start at
-    ``start`` (a fresh optimizer otherwise restarts the schedule at 0)."""
-    config = copy.deepcopy(config)
-    optimizer = config.get("optimizer")
-    if start and isinstance(optimizer, dict):
-        lr = optimizer.get("config", {}).get("learning_rate")
-        if isinstance(lr, dict):
-            schedule = OffsetSchedule(lr, start)
-            optimizer["config"]["learning_rate"] = keras.saving.serialize_keras_object(
-                schedule
-            )
-    return config
-
-
-class _Recorder(keras.callbacks.Callback):
-    """Counts optimizer steps and (if asked) keeps the weights of the epoch with
-    the lowest validation loss."""
-
-    def __init__(self, keep_best: bool):
-        super().__init__()
-        self.keep_best = keep_best
-        self.steps, self.state, self.best = 0, None, np.inf
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss")
-        if self.keep_best and loss is not None and loss < self.best:
-            self.best, self.state = loss, capture_state(self.model)
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -569,7 +447,7 @@ class _Checkpoints:
         for r in rounds:
             with open(os.path.join(self._round_dir(r), "record.json")) as handle:
                 records.append(RoundRecord.from_dict(json.load(handle)))
-        _assign_all(
+        assign_all(
             model,
             _load_arrays(os.path.join(self._round_dir(rounds[-1]), "trained.npz")),
         )
