@@ -39,10 +39,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import keras
-import numpy as np
 
 from keras_lottery import pruning
-from keras_lottery._io import atomic_write_bytes, atomic_write_json
+from keras_lottery._io import atomic_write_json, load_arrays, save_arrays
 from keras_lottery.rewind import (
     RewindCheckpoint,
     Step,
@@ -58,6 +57,7 @@ from keras_lottery.training import (
 )
 
 BASELINES = ("random_reinit", "random_prune")
+EXTRA_REWINDS = "extra_rewinds"
 EVALUATE_AT = ("final", "best")
 
 
@@ -128,6 +128,12 @@ class IterativeMagnitudePruning:
             resumable.
         checkpoint_dir: if set, each finished round is saved there and a new
             ``run`` resumes after the last finished round.
+        extra_rewinds: further rewind points captured during the dense round
+            and saved (state and round-0 ticket) under
+            ``checkpoint_dir/extra_rewinds/<step>/``: the dense round does not
+            depend on the rewind point, so runs that differ only in ``rewind``
+            can start from it (see ``runner.seed_dense_round``). Needs
+            ``checkpoint_dir``.
         verbose: 1 prints one summary line per round.
     """
 
@@ -146,6 +152,7 @@ class IterativeMagnitudePruning:
         evaluate_at: str = "final",
         seed: int = 0,
         checkpoint_dir: str | None = None,
+        extra_rewinds: Iterable = (),
         verbose: int = 1,
     ):
         _check_fraction(fraction, "fraction")
@@ -173,6 +180,15 @@ class IterativeMagnitudePruning:
         self.evaluate_at = evaluate_at
         self.seed = int(seed)
         self.checkpoint_dir = checkpoint_dir
+        self.extra_rewinds = []
+        for step in map(Step.parse, extra_rewinds):
+            if step != self.rewind and step not in self.extra_rewinds:
+                self.extra_rewinds.append(step)
+        if self.extra_rewinds and not checkpoint_dir:
+            raise ValueError(
+                "extra_rewinds are saved in the checkpoint folder: pass "
+                "checkpoint_dir too."
+            )
         self.verbose = verbose
 
     # ------------------------------------------------------------------ run
@@ -217,12 +233,15 @@ class IterativeMagnitudePruning:
         steps_per_epoch = infer_steps_per_epoch(x, fit_kwargs)
         total = epochs * steps_per_epoch
         k = self.rewind.iterations(steps_per_epoch)
-        if k >= total:
-            raise ValueError(
-                f"Rewind point {self.rewind} (= {k} iterations) is not before the end "
-                f"of training ({epochs} epochs x {steps_per_epoch} steps = {total} "
-                "iterations). Choose an earlier rewind point or train longer."
-            )
+        for step in [self.rewind, *self.extra_rewinds]:
+            at = step.iterations(steps_per_epoch)
+            if at >= total:
+                raise ValueError(
+                    f"Rewind point {step} (= {at} iterations) is not before the end "
+                    f"of training ({epochs} epochs x {steps_per_epoch} steps = "
+                    f"{total} iterations). Choose an earlier rewind point or train "
+                    "longer."
+                )
         job = _Job(
             self,
             model,
@@ -295,6 +314,7 @@ class _Job:
         self.total = epochs * steps_per_epoch
         self.compile_config = model.get_compile_config()
         self.store = _Checkpoints(imp.checkpoint_dir) if imp.checkpoint_dir else None
+        self.extra_states = {}
 
     def run(self) -> IMPResult:
         records, rewind_state, start = [], None, 0
@@ -314,6 +334,11 @@ class _Job:
                 record = self._pruned_round(r, rewind_state)
             records.append(record)
             if self.store is not None:
+                if r == 0:
+                    for step, state in self.extra_states.items():
+                        self.store.save_extra_rewind(
+                            step, state, self._ticket(0, record, state, step)
+                        )
                 self.store.save_round(
                     self.model,
                     record,
@@ -329,7 +354,9 @@ class _Job:
 
     def _dense_round(self):
         capture = RewindCheckpoint(self.imp.rewind)
-        record = self._train(self.model, 0, extra_callbacks=[capture])
+        extra = [RewindCheckpoint(step) for step in self.imp.extra_rewinds]
+        record = self._train(self.model, 0, extra_callbacks=[capture, *extra])
+        self.extra_states = {c.step: c.state for c in extra}
         return self._round_record(0, record, {}), capture.state
 
     def _pruned_round(self, r, rewind_state):
@@ -386,14 +413,15 @@ class _Job:
             baselines=baselines,
         )
 
-    def _ticket(self, r, record, rewind_state) -> Ticket:
+    def _ticket(self, r, record, rewind_state, step=None) -> Ticket:
+        step = self.imp.rewind if step is None else step
         return Ticket.from_model(
             self.model,
             weights=rewind_state,
             method="imp",
             round=r,
-            rewind=str(self.imp.rewind),
-            rewind_iterations=self.k,
+            rewind=str(step),
+            rewind_iterations=step.iterations(self.steps_per_epoch),
             scope=self.imp.scope,
             fraction=self.imp.fraction,
             metrics={"test": record.ticket.test, "final": record.ticket.final},
@@ -449,32 +477,27 @@ class _Checkpoints:
                 records.append(RoundRecord.from_dict(json.load(handle)))
         assign_all(
             model,
-            _load_arrays(os.path.join(self._round_dir(rounds[-1]), "trained.npz")),
+            load_arrays(os.path.join(self._round_dir(rounds[-1]), "trained.npz")),
         )
-        rewind_state = _load_arrays(os.path.join(self.root, "rewind_state.npz"))
+        rewind_state = load_arrays(os.path.join(self.root, "rewind_state.npz"))
         return records, rewind_state
+
+    def save_extra_rewind(self, step, state, ticket) -> None:
+        """``extra_rewinds/<step>/{rewind_state.npz, ticket.npz}``: what a run
+        rewinding to ``step`` would save at round 0 (see ``IterativeMagnitude
+        Pruning(extra_rewinds=...)``)."""
+        directory = os.path.join(self.root, EXTRA_REWINDS, str(step))
+        save_arrays(os.path.join(directory, "rewind_state.npz"), state)
+        ticket.save(os.path.join(directory, "ticket.npz"))
 
     def save_round(self, model, record, rewind_state, ticket) -> None:
         directory = self._round_dir(record.round)
         os.makedirs(directory, exist_ok=True)
         if record.round == 0:
-            _save_arrays(os.path.join(self.root, "rewind_state.npz"), rewind_state)
-        _save_arrays(os.path.join(directory, "trained.npz"), capture_state(model))
+            save_arrays(os.path.join(self.root, "rewind_state.npz"), rewind_state)
+        save_arrays(os.path.join(directory, "trained.npz"), capture_state(model))
         ticket.save(os.path.join(directory, "ticket.npz"))
         atomic_write_json(os.path.join(directory, "record.json"), record.to_dict())
-
-
-def _save_arrays(path, arrays) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, *arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _load_arrays(path) -> list[np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return [np.array(data[f"arr_{i}"]) for i in range(len(data.files))]
 
 
 # ------------------------------------------------------------------ reporting
@@ -498,6 +521,9 @@ def format_round_table(rounds: list[Mapping], metric: str = "accuracy") -> str:
         f"{c} {metric}" for c in controls
     ]
     header += ["epochs", "seconds"]
+    stability = any("instability" in r for r in rounds)
+    if stability:
+        header += ["instability (test)"]
     rows = []
     for r in rounds:
         row = [
@@ -507,6 +533,8 @@ def format_round_table(rounds: list[Mapping], metric: str = "accuracy") -> str:
         ]
         row += [_fmt(_metric(r.get("baselines", {}).get(c), metric)) for c in controls]
         row += [str(r["ticket"]["epochs"]), f"{r['ticket']['wall_time']:.1f}"]
+        if stability:
+            row.append(_fmt_instability(r.get("instability")))
         rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
@@ -514,6 +542,13 @@ def format_round_table(rounds: list[Mapping], metric: str = "accuracy") -> str:
         "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
     ]
     return "\n".join(lines)
+
+
+def _fmt_instability(summary) -> str:
+    test = (summary or {}).get("test")
+    if not test:
+        return "-"
+    return f"{100 * test['mean']:.2f} ± {100 * test['std']:.2f} pp"
 
 
 def _fmt(value) -> str:
