@@ -33,9 +33,33 @@ def load_rounds(directory: str) -> list[dict]:
     return rounds
 
 
+def with_branches(directory: str, rounds: list[dict]) -> list[dict]:
+    """The rounds with the run's branch results joined in: controls run later
+    (``keras-lottery branch``) become extra ``baselines`` (named by their kind,
+    ``<kind>_branch`` when IMP trained that control itself, ``_s<seed>`` for
+    seeds other than 0), and instability analyses add an ``instability`` entry
+    (``{split: {mean, std, ...}}``)."""
+    from keras_lottery.branches import load_branches, load_instability
+
+    branches, analyses = load_branches(directory), load_instability(directory)
+    out = []
+    for record in rounds:
+        record = dict(record, baselines=dict(record.get("baselines", {})))
+        own = set(record["baselines"])
+        for branch in branches.get(record["round"], []):
+            name = branch["kind"] + ("_branch" if branch["kind"] in own else "")
+            name += f"_s{branch['seed']}" if branch["seed"] else ""
+            record["baselines"][name] = branch["training"]
+        if record["round"] in analyses:
+            record["instability"] = analyses[record["round"]]["summary"]
+        out.append(record)
+    return out
+
+
 def write_report(directory: str, metric: str = "accuracy") -> str:
-    """Writes ``report.txt`` and the plot into ``directory``; returns the table."""
-    rounds = load_rounds(directory)
+    """Writes ``report.txt`` and the plot into ``directory``; returns the table.
+    Branch results (controls, instability) join the IMP rounds'."""
+    rounds = with_branches(directory, load_rounds(directory))
     table = format_round_table(rounds, metric)
     atomic_write_text(os.path.join(directory, "report.txt"), table + "\n")
     plot(rounds, os.path.join(directory, PLOT_NAME), metric)
