@@ -1,7 +1,12 @@
-"""Command line: ``keras-lottery {run, report, demo}``.
+"""Command line: ``keras-lottery {run, report, demo, instability, branch,
+rewind-sweep}``.
 
 keras-lottery run configs/lenet_mnist.yaml --set pruning.rounds=3 --out runs
 keras-lottery report runs/imp_3f2a9c1d0b7e
+keras-lottery instability runs/imp_3f2a9c1d0b7e --round 3 --pairs 2
+keras-lottery branch runs/imp_3f2a9c1d0b7e --round 3 --kind shuffle_masks
+keras-lottery rewind-sweep configs/lenet_mnist.yaml --rewinds 0,100it,500it \
+    --round 3 --set pruning.rounds=3 --out runs
 keras-lottery demo
 """
 
@@ -57,6 +62,42 @@ def main(argv=None) -> int:
     )
     rep_p = sub.add_parser("report", help="table and plot of a run folder")
     rep_p.add_argument("run_dir")
+    ins_p = sub.add_parser(
+        "instability",
+        help="instability (linear mode connectivity) of a saved round (resumable)",
+    )
+    ins_p.add_argument("run_dir")
+    ins_p.add_argument(
+        "--round", type=int, required=True, help="round (0 = the dense network)"
+    )
+    _stability_flags(ins_p)
+    br_p = sub.add_parser(
+        "branch", help="train a control from a saved round without redoing IMP"
+    )
+    br_p.add_argument("run_dir")
+    br_p.add_argument("--round", type=int, required=True, help="pruned round (>= 1)")
+    br_p.add_argument(
+        "--kind",
+        required=True,
+        choices=["random_reinit", "random_prune", "shuffle_masks"],
+    )
+    br_p.add_argument("--seed", type=int, default=0, help="replicate seed (default 0)")
+    sw_p = sub.add_parser(
+        "rewind-sweep",
+        help="IMP with several rewind points, instability and controls at one round",
+    )
+    sw_p.add_argument("config", help="YAML file (see configs/)")
+    sw_p.add_argument(
+        "--rewinds", required=True, help="comma-separated rewind points: 0,100it,2ep"
+    )
+    sw_p.add_argument("--round", type=int, required=True, help="round to analyze")
+    sw_p.add_argument("--out", default="runs", help="root folder of run folders")
+    sw_p.add_argument(
+        "--no-share-dense",
+        action="store_true",
+        help="train each run's dense round separately (default: once, shared)",
+    )
+    _stability_flags(sw_p)
     demo_p = sub.add_parser(
         "demo", help="IMP on scikit-learn's digits (offline, ~2 min)"
     )
@@ -64,6 +105,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     try:
+        if args.command == "instability":
+            return _instability(args)
+        if args.command == "branch":
+            return _branch(args)
+        if args.command == "rewind-sweep":
+            return _sweep(args)
         if args.command == "report":
             from keras_lottery.report import write_report
 
@@ -89,6 +136,84 @@ def main(argv=None) -> int:
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"keras-lottery: error: {error}", file=sys.stderr)
         return 2
+
+
+def _stability_flags(parser) -> None:
+    parser.add_argument("--pairs", type=int, help="pairs of copies (stability.pairs)")
+    parser.add_argument(
+        "--points", type=int, help="interpolation points (stability.points, 30)"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="stable below this barrier (stability.threshold, 0.02)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field (run folders: stability.* only)",
+    )
+
+
+def _flag_overrides(args) -> list[str]:
+    flags = {"pairs": args.pairs, "points": args.points, "threshold": args.threshold}
+    return list(args.overrides) + [
+        f"stability.{k}={v}" for k, v in flags.items() if v is not None
+    ]
+
+
+def _instability(args) -> int:
+    from keras_lottery.branches import instability_dir, run_instability
+
+    summary = run_instability(args.run_dir, args.round, _flag_overrides(args))
+    directory = instability_dir(args.run_dir, args.round)
+    from keras_lottery.stability import InstabilityResult
+
+    print(
+        f"\n{InstabilityResult.from_dict(summary).summary()}\n\n"
+        f"results: {directory}/instability.json\nplot: {directory}/instability.png"
+    )
+    return 0
+
+
+def _branch(args) -> int:
+    from keras_lottery.branches import branch_dir, run_branch
+    from keras_lottery.report import write_report
+
+    run_branch(args.run_dir, args.round, args.kind, seed=args.seed)
+    print(
+        f"\n{write_report(args.run_dir)}\n\n"
+        f"record: {branch_dir(args.run_dir, args.round, args.kind, args.seed)}"
+        "/record.json"
+    )
+    return 0
+
+
+def _sweep(args) -> int:
+    from keras_lottery.sweep import format_sweep_table, rewind_sweep
+
+    config = load_config(args.config, _flag_overrides(args))
+    directory = rewind_sweep(
+        config,
+        args.rewinds,
+        args.round,
+        out=args.out,
+        share_dense=not args.no_share_dense,
+    )
+    import json
+    import os
+
+    with open(os.path.join(directory, "sweep.json")) as handle:
+        rows = json.load(handle)["rows"]
+    print(
+        f"\n{format_sweep_table(rows)}\n\nsweep folder: {directory}\nplots: "
+        "accuracy_vs_rewind.png, instability_vs_rewind.png, "
+        "interpolation_curves.png"
+    )
+    return 0
 
 
 if __name__ == "__main__":
