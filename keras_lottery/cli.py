@@ -93,6 +93,11 @@ def main(argv=None) -> int:
     sw_p.add_argument("--round", type=int, required=True, help="round to analyze")
     sw_p.add_argument("--out", default="runs", help="root folder of run folders")
     sw_p.add_argument(
+        "--dense",
+        action="store_true",
+        help="also the dense network's instability at each k (stability.sweep_dense)",
+    )
+    sw_p.add_argument(
         "--no-share-dense",
         action="store_true",
         help="train each run's dense round separately (default: once, shared)",
@@ -193,9 +198,10 @@ def _branch(args) -> int:
 
 
 def _sweep(args) -> int:
-    from keras_lottery.sweep import format_sweep_table, rewind_sweep
+    from keras_lottery.rewind_sweep import format_sweep_table, rewind_sweep
 
-    config = load_config(args.config, _flag_overrides(args))
+    dense = ["stability.sweep_dense=true"] if args.dense else []
+    config = load_config(args.config, _flag_overrides(args) + dense)
     directory = rewind_sweep(
         config,
         args.rewinds,

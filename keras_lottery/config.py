@@ -126,6 +126,8 @@ class StabilityConfig:
     matching_tolerance: float = 0.002
     """A ticket is matching when its accuracy is at most this below the dense
     network's (0.2 percentage points)."""
+    sweep_dense: bool = False
+    """rewind-sweep also measures the dense network's instability at each k."""
 
     def __post_init__(self):
         def check(name, ok, allowed):
@@ -160,6 +162,7 @@ class StabilityConfig:
             _is_number(self.matching_tolerance) and self.matching_tolerance >= 0,
             "a number >= 0",
         )
+        check("sweep_dense", isinstance(self.sweep_dense, bool), "true/false")
 
 
 def _is_int(value) -> bool:

@@ -108,20 +108,27 @@ def plot_sweep_instability(rows: list[dict], path: str, threshold: float) -> Non
     """Instability (mean ± std over pairs) vs. rewind point, per split."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    x = list(range(len(rows)))
-    for offset, split in ((-0.05, "test"), (0.05, "train")):
-        color, style = _SPLITS[split]
-        means = [r["instability"][split]["mean"] * 100 for r in rows]
-        stds = [r["instability"][split]["std"] * 100 for r in rows]
-        ax.errorbar(
-            [i + offset for i in x],
-            means,
-            yerr=stds,
-            fmt="o" + style,
-            color=color,
-            capsize=3,
-            label=split,
-        )
+    series = [("instability", "o", "subnetwork", -0.05)]
+    if any(r.get("dense_instability") for r in rows):
+        series.append(("dense_instability", "s", "dense", 0.05))
+    for key, marker, name, shift in series:
+        for offset, split in ((-0.1, "test"), (0.1, "train")):
+            color, style = _SPLITS[split]
+            points = [
+                (i + offset + shift, r[key][split])
+                for i, r in enumerate(rows)
+                if r.get(key)
+            ]
+            ax.errorbar(
+                [p[0] for p in points],
+                [100 * p[1]["mean"] for p in points],
+                yerr=[100 * p[1]["std"] for p in points],
+                fmt=marker + style,
+                color=color,
+                mfc="none" if key == "dense_instability" else color,
+                capsize=3,
+                label=f"{name}, {split}",
+            )
     ax.axhline(
         100 * threshold, color="gray", linestyle=":", label="stability threshold"
     )

@@ -186,8 +186,9 @@ def reestimate_batch_norm(model, data, batches: int, batch_size: int = 128) -> i
         return 0
     momenta = [layer.momentum for layer in layers]
     for layer in layers:
-        layer.moving_mean.assign(keras.ops.zeros_like(layer.moving_mean))
-        layer.moving_variance.assign(keras.ops.ones_like(layer.moving_variance))
+        shape, dtype = tuple(layer.moving_mean.shape), layer.moving_mean.dtype
+        layer.moving_mean.assign(np.zeros(shape, dtype))
+        layer.moving_variance.assign(np.ones(shape, dtype))
     used = 0
     try:
         for used, x in enumerate(_input_batches(data, batch_size, batches), start=1):

@@ -133,7 +133,7 @@ def test_batch_norm_reestimation_averages_the_batch_statistics():
     x = x.astype("float32")
     used = stability.reestimate_batch_norm(model, (x, None), batches=3, batch_size=10)
     assert used == 3
-    features = keras.Model(model.inputs, model.get_layer("conv1").output)
+    features = keras.Model(model.input, model.get_layer("conv1").output)
     outs = [keras.ops.convert_to_numpy(features(x[i : i + 10])) for i in (0, 10, 20)]
     bn = model.get_layer("bn1")
     np.testing.assert_allclose(

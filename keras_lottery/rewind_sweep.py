@@ -144,9 +144,13 @@ def _row(config, step, run_dir, round, verbose) -> dict:
         else:
             branch = branches.run_branch(run_dir, round, kind, verbose=verbose)
             controls[kind] = _metric(branch["training"], "accuracy")
-    analysis = branches.run_instability(
-        run_dir, round, verbose=verbose, **dataclasses.asdict(config.stability)
-    )
+    settings = dataclasses.asdict(config.stability)
+    analysis = branches.run_instability(run_dir, round, verbose=verbose, **settings)
+    dense_analysis = None
+    if config.stability.sweep_dense and round > 0:
+        dense_analysis = branches.run_instability(
+            run_dir, 0, verbose=verbose, **settings
+        )
     return {
         "rewind": str(step),
         "rewind_iterations": analysis["start_step"],
@@ -166,6 +170,7 @@ def _row(config, step, run_dir, round, verbose) -> dict:
         "instability": analysis["summary"],
         "mean_curves": analysis["mean_curves"],
         "pairs": len(analysis["pairs"]),
+        "dense_instability": dense_analysis and dense_analysis["summary"],
     }
 
 
@@ -182,6 +187,9 @@ def format_sweep_table(rows: list[dict]) -> str:
         "random reinit",
         "random prune",
     ]
+    dense = any(r.get("dense_instability") for r in rows)
+    if dense:
+        header.append("dense instability test")
     lines = []
     for r in rows:
         lines.append(
@@ -196,6 +204,11 @@ def format_sweep_table(rows: list[dict]) -> str:
                 _fmt(r["random_reinit_accuracy"]),
                 _fmt(r["random_prune_accuracy"]),
             ]
+            + (
+                [_fmt_barrier(r["dense_instability"]["test"])]
+                if r.get("dense_instability")
+                else ["-"] * dense
+            )
         )
     widths = [
         max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)

@@ -7,7 +7,7 @@ import pytest
 
 from keras_lottery import cli, runner
 from keras_lottery.config import load_config
-from keras_lottery.sweep import parse_rewinds, sweep_name, with_rewind
+from keras_lottery.rewind_sweep import parse_rewinds, sweep_name, with_rewind
 from tests.conftest import write_tiny_config
 
 pytestmark = pytest.mark.backend_neutral
@@ -113,3 +113,40 @@ def test_sweep_arguments_are_checked(tmp_path, capsys):
     assert "repeat" in capsys.readouterr().err
     with pytest.raises(ValueError, match="at least one rewind"):
         parse_rewinds(" , ")
+
+
+def _fake_row(rewind, barrier, dense=None):
+    stats = {"mean": barrier, "std": 0.01, "min": 0, "max": 1, "stable": barrier < 0.02}
+    curve = {"alphas": [0.0, 0.5, 1.0], "mean": [0.1, 0.1 + barrier, 0.1]}
+    return {
+        "rewind": rewind,
+        "fraction_remaining": 0.2,
+        "ticket_accuracy": 0.9,
+        "dense_accuracy": 0.91,
+        "matching_tolerance": 0.002,
+        "matching": False,
+        "random_reinit_accuracy": 0.85,
+        "random_prune_accuracy": None,
+        "instability": {"test": stats, "train": stats},
+        "mean_curves": {"test": curve, "train": curve},
+        "dense_instability": dense and {"test": dense, "train": dense},
+    }
+
+
+def test_sweep_table_and_plots_show_the_dense_network_when_measured(tmp_path):
+    from keras_lottery import plots
+    from keras_lottery.rewind_sweep import format_sweep_table
+
+    rows = [_fake_row("0it", 0.05), _fake_row("500it", 0.01)]
+    table = format_sweep_table(rows).splitlines()
+    assert "dense instability" not in table[0]
+    assert "5.00 ± 1.00 pp *" in table[1] and "1.00 ± 1.00 pp " in table[2] + " "
+    dense = {"mean": 0.03, "std": 0.0, "min": 0, "max": 1, "stable": False}
+    rows[1] = _fake_row("500it", 0.01, dense)
+    table = format_sweep_table(rows).splitlines()
+    assert table[0].endswith("dense instability test")
+    assert table[1].endswith("-") and table[2].endswith("3.00 ± 0.00 pp *")
+    plots.plot_sweep_instability(rows, tmp_path / "i.png", 0.02)
+    plots.plot_sweep_accuracy(rows, tmp_path / "a.png")
+    plots.plot_sweep_curves(rows, tmp_path / "c.png")
+    assert all((tmp_path / f"{n}.png").stat().st_size > 1000 for n in "iac")
