@@ -162,3 +162,52 @@ def _rewind_axis(ax, rows) -> None:
     ax.set_xticks(range(len(rows)), [f"k = {r['rewind']}" for r in rows])
     ax.set_xlabel("rewind point")
     ax.grid(True, alpha=0.3)
+
+
+def plot_run_instability(analyses: dict, path: str, threshold: float) -> None:
+    """The analyzed rounds of one run: mean test-error curves per round (left) and
+    instability vs. weights remaining (right, mean ± std over pairs)."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    rounds = sorted(analyses)
+    for r in rounds:
+        data = analyses[r]
+        curve = data["mean_curves"]["test"]
+        left.plot(
+            curve["alphas"],
+            [100 * v for v in curve["mean"]],
+            label=f"round {r} ({100 * data['fraction_remaining']:.1f}%)",
+        )
+    left.set_xlabel("interpolation coefficient a")
+    left.set_ylabel("test error (%)")
+    left.set_title("test error along the path (mean over pairs)", fontsize=10)
+    left.grid(True, alpha=0.3)
+    left.legend(fontsize=8)
+    remaining = [100 * analyses[r]["fraction_remaining"] for r in rounds]
+    for split in ("test", "train"):
+        color, style = _SPLITS[split]
+        stats = [analyses[r]["summary"][split] for r in rounds]
+        right.errorbar(
+            remaining,
+            [100 * s["mean"] for s in stats],
+            yerr=[100 * s["std"] for s in stats],
+            fmt="o" + style,
+            color=color,
+            capsize=3,
+            label=split,
+        )
+    right.axhline(100 * threshold, color="gray", linestyle=":", label="threshold")
+    right.set_xscale("log")
+    ticks = [t for t in _TICKS if min(remaining) * 0.999 <= t <= max(remaining) * 1.001]
+    right.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    right.minorticks_off()
+    right.invert_xaxis()
+    right.set_xlabel("weights remaining (%)")
+    right.set_ylabel("instability (error barrier, pp)")
+    right.set_title(f"k = {analyses[rounds[0]].get('rewind')}", fontsize=10)
+    right.grid(True, alpha=0.3)
+    right.legend(fontsize=8)
+    _save(fig, path)
+
+
+_TICKS = (100, 50, 25, 10, 5, 2.5, 1, 0.5, 0.25, 0.1, 0.05, 0.01)

@@ -1,5 +1,7 @@
 """Reports of IMP runs: the round table and a plot of test accuracy vs. weights
-remaining (log x axis) for the ticket and its controls.
+remaining (log x axis) for the ticket and its controls; branch results (controls
+run later, instability analyses) join the table, and analyzed rounds get
+``instability_vs_weights.png``.
 
 Example:
 
@@ -16,6 +18,7 @@ from keras_lottery._io import atomic_write_bytes, atomic_write_text
 from keras_lottery.imp import _metric, format_round_table
 
 PLOT_NAME = "accuracy_vs_weights.png"
+INSTABILITY_PLOT = "instability_vs_weights.png"
 _TICKS = (100, 50, 25, 10, 5, 2.5, 1, 0.5, 0.25, 0.1, 0.05, 0.01)
 
 
@@ -63,6 +66,16 @@ def write_report(directory: str, metric: str = "accuracy") -> str:
     table = format_round_table(rounds, metric)
     atomic_write_text(os.path.join(directory, "report.txt"), table + "\n")
     plot(rounds, os.path.join(directory, PLOT_NAME), metric)
+    from keras_lottery.branches import load_instability
+
+    analyses = load_instability(directory)
+    if analyses:
+        from keras_lottery.plots import plot_run_instability
+
+        threshold = next(iter(analyses.values()))["threshold"]
+        plot_run_instability(
+            analyses, os.path.join(directory, INSTABILITY_PLOT), threshold
+        )
     return table
 
 

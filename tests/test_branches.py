@@ -61,6 +61,7 @@ def test_instability_cli_writes_results_and_reruns_without_training(
     monkeypatch.setattr(stability, "train_copy", no_training)
     assert cli.main(args + ["--points", "4"]) == 0
     assert cli.main(["report", str(run_dir)]) == 0
+    assert (run_dir / "instability_vs_weights.png").exists()
     header, dense, first = capsys.readouterr().out.splitlines()[-3:]
     assert header.endswith("instability (test)")
     assert first.endswith(" pp") and dense.endswith("-")  # round 1 analyzed only
