@@ -13,6 +13,8 @@ keras-lottery demo
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
 from keras_lottery.config import ConfigError, RunConfig, load_config
@@ -172,14 +174,16 @@ def _flag_overrides(args) -> list[str]:
 
 def _instability(args) -> int:
     from keras_lottery.branches import instability_dir, run_instability
-
-    summary = run_instability(args.run_dir, args.round, _flag_overrides(args))
-    directory = instability_dir(args.run_dir, args.round)
+    from keras_lottery.report import write_report
     from keras_lottery.stability import InstabilityResult
 
+    summary = run_instability(args.run_dir, args.round, _flag_overrides(args))
+    write_report(args.run_dir)  # the round table gains an instability column
+    directory = instability_dir(args.run_dir, args.round)
     print(
         f"\n{InstabilityResult.from_dict(summary).summary()}\n\n"
         f"results: {directory}/instability.json\nplot: {directory}/instability.png"
+        f"\nreport: {args.run_dir}/report.txt, instability_vs_weights.png"
     )
     return 0
 
@@ -209,9 +213,6 @@ def _sweep(args) -> int:
         out=args.out,
         share_dense=not args.no_share_dense,
     )
-    import json
-    import os
-
     with open(os.path.join(directory, "sweep.json")) as handle:
         rows = json.load(handle)["rows"]
     print(

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -675,16 +676,28 @@ def instability(
     }
     probe = None
     results = []
+    # A copy that a later pair uses again stays in memory until then (a pair
+    # with two equal seeds still trains twice: that is its point).
+    later = collections.Counter(seed for pair in pairs for seed in set(pair))
+    kept = {}
     for i, (seed_a, seed_b) in enumerate(pairs):
+        for seed in {seed_a, seed_b}:
+            later[seed] -= 1
         cached = store.pair(seed_a, seed_b, curve_settings) if store else None
         if cached is not None:
             results.append(cached)
+            kept = {seed: v for seed, v in kept.items() if later[seed] > 0}
             continue
         states, copies = [], []
         for seed in (seed_a, seed_b):
-            state, summary = _trained_copy(template, recipe, seed, step, store, verbose)
+            state, summary = kept.get(seed) or _trained_copy(
+                template, recipe, seed, step, store, verbose
+            )
             states.append(state)
             copies.append(summary)
+        for seed, state, summary in zip((seed_a, seed_b), states, copies, strict=True):
+            kept[seed] = (state, summary)
+        kept = {seed: v for seed, v in kept.items() if later[seed] > 0}
         if probe is None:
             probe = _clone_with_state(template)
             recipe.compile(probe)
