@@ -213,7 +213,7 @@ def _input_batches(data, batch_size, limit):
     for i, batch in enumerate(data):
         if i >= limit:
             return
-        yield batch[0] if isinstance(batch, (tuple, list)) else batch
+        yield np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
 
 
 # --------------------------------------------------------------------------- curves

@@ -150,6 +150,40 @@ def test_batch_norm_reestimation_averages_the_batch_statistics():
     assert bn.momentum == 0.99  # restored
 
 
+def test_curve_with_batch_norm_reestimation_at_every_point():
+    a, b = small_convnet(), small_convnet()
+    probe = _compiled(small_convnet())
+    rng = np.random.default_rng(2)
+    x = rng.normal(1.0, 2.0, size=(32, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 3, size=32).astype("int32")
+    state_a, state_b = _state(a), _state(b)
+    with pytest.raises(ValueError, match="bn_data"):
+        stability.curve_between_states(
+            probe, state_a, state_b, {"t": (x, y)}, 3, bn_batches=2
+        )
+    curve = stability.curve_between_states(
+        probe,
+        state_a,
+        state_b,
+        {"t": (x, y)},
+        3,
+        bn_data=(x, y),
+        bn_batches=2,
+        bn_batch_size=16,
+    )
+    assert len(curve.errors["t"]) == 3
+    # The probe holds the last point (a = 1, model b's weights) with statistics
+    # recomputed from the two batches, not b's own (initial) statistics.
+    features = keras.Model(b.input, b.get_layer("conv1").output)
+    means = [
+        keras.ops.convert_to_numpy(features(x[i : i + 16])).mean(axis=(0, 1, 2))
+        for i in (0, 16)
+    ]
+    got = keras.ops.convert_to_numpy(probe.get_layer("bn1").moving_mean)
+    np.testing.assert_allclose(got, np.mean(means, axis=0), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(got, 0.0)
+
+
 def test_independently_initialized_networks_show_a_large_barrier():
     # Two networks memorizing the same random labels from different
     # initializations: each fits them, their average does not.
