@@ -1,4 +1,5 @@
-"""Command line: ``keras-lottery {run, sweep, report, demo}``.
+"""Command line: ``keras-lottery {run, sweep, report, demo, instability, branch,
+rewind-sweep}``.
 
 keras-lottery run configs/lenet_mnist.yaml --set pruning.rounds=3 --out runs
 keras-lottery run configs/cs_resnet20_cifar10.yaml --set data.path=cifar10.npz
@@ -6,11 +7,17 @@ keras-lottery sweep configs/cs_resnet20_cifar10.yaml \
     --grid 'cs.mask_initial_value=[-0.1, 0.0, 0.1]' --jobs 3
 keras-lottery report runs/imp_3f2a9c1d0b7e
 keras-lottery demo
+keras-lottery instability runs/imp_3f2a9c1d0b7e --round 3 --pairs 2
+keras-lottery branch runs/imp_3f2a9c1d0b7e --round 3 --kind shuffle_masks
+keras-lottery rewind-sweep configs/lenet_mnist.yaml --rewinds 0,100it,500it \
+    --round 3 --set pruning.rounds=3 --out runs
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
 from keras_lottery.config import ConfigError, RunConfig, load_config
@@ -87,9 +94,56 @@ def main(argv=None) -> int:
         "demo", help="IMP on scikit-learn's digits (offline, ~2 min)"
     )
     demo_p.add_argument("--out", default="demo_runs")
+    ins_p = sub.add_parser(
+        "instability",
+        help="instability (linear mode connectivity) of a saved round (resumable)",
+    )
+    ins_p.add_argument("run_dir")
+    ins_p.add_argument(
+        "--round", type=int, required=True, help="round (0 = the dense network)"
+    )
+    _stability_flags(ins_p)
+    br_p = sub.add_parser(
+        "branch", help="train a control from a saved round without redoing IMP"
+    )
+    br_p.add_argument("run_dir")
+    br_p.add_argument("--round", type=int, required=True, help="pruned round (>= 1)")
+    br_p.add_argument(
+        "--kind",
+        required=True,
+        choices=["random_reinit", "random_prune", "shuffle_masks"],
+    )
+    br_p.add_argument("--seed", type=int, default=0, help="replicate seed (default 0)")
+    sw_p = sub.add_parser(
+        "rewind-sweep",
+        help="IMP with several rewind points, instability and controls at one round",
+    )
+    sw_p.add_argument("config", help="YAML file (see configs/)")
+    sw_p.add_argument(
+        "--rewinds", required=True, help="comma-separated rewind points: 0,100it,2ep"
+    )
+    sw_p.add_argument("--round", type=int, required=True, help="round to analyze")
+    sw_p.add_argument("--out", default="runs", help="root folder of run folders")
+    sw_p.add_argument(
+        "--dense",
+        action="store_true",
+        help="also the dense network's instability at each k (stability.sweep_dense)",
+    )
+    sw_p.add_argument(
+        "--no-share-dense",
+        action="store_true",
+        help="train each run's dense round separately (default: once, shared)",
+    )
+    _stability_flags(sw_p)
     args = parser.parse_args(argv)
 
     try:
+        if args.command == "instability":
+            return _instability(args)
+        if args.command == "branch":
+            return _branch(args)
+        if args.command == "rewind-sweep":
+            return _rewind_sweep(args)
         if args.command == "sweep":
             from keras_lottery.sweep import parse_grid, run_sweep
 
@@ -134,6 +188,84 @@ def main(argv=None) -> int:
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"keras-lottery: error: {error}", file=sys.stderr)
         return 2
+
+
+def _stability_flags(parser) -> None:
+    parser.add_argument("--pairs", type=int, help="pairs of copies (stability.pairs)")
+    parser.add_argument(
+        "--points", type=int, help="interpolation points (stability.points, 30)"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="stable below this barrier (stability.threshold, 0.02)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field (run folders: stability.* only)",
+    )
+
+
+def _flag_overrides(args) -> list[str]:
+    flags = {"pairs": args.pairs, "points": args.points, "threshold": args.threshold}
+    return list(args.overrides) + [
+        f"stability.{k}={v}" for k, v in flags.items() if v is not None
+    ]
+
+
+def _instability(args) -> int:
+    from keras_lottery.branches import instability_dir, run_instability
+    from keras_lottery.report import write_report
+    from keras_lottery.stability import InstabilityResult
+
+    summary = run_instability(args.run_dir, args.round, _flag_overrides(args))
+    write_report(args.run_dir)  # the round table gains an instability column
+    directory = instability_dir(args.run_dir, args.round)
+    print(
+        f"\n{InstabilityResult.from_dict(summary).summary()}\n\n"
+        f"results: {directory}/instability.json\nplot: {directory}/instability.png"
+        f"\nreport: {args.run_dir}/report.txt, instability_vs_weights.png"
+    )
+    return 0
+
+
+def _branch(args) -> int:
+    from keras_lottery.branches import branch_dir, run_branch
+    from keras_lottery.report import write_report
+
+    run_branch(args.run_dir, args.round, args.kind, seed=args.seed)
+    print(
+        f"\n{write_report(args.run_dir)}\n\n"
+        f"record: {branch_dir(args.run_dir, args.round, args.kind, args.seed)}"
+        "/record.json"
+    )
+    return 0
+
+
+def _rewind_sweep(args) -> int:
+    from keras_lottery.rewind_sweep import format_sweep_table, rewind_sweep
+
+    dense = ["stability.sweep_dense=true"] if args.dense else []
+    config = load_config(args.config, _flag_overrides(args) + dense)
+    directory = rewind_sweep(
+        config,
+        args.rewinds,
+        args.round,
+        out=args.out,
+        share_dense=not args.no_share_dense,
+    )
+    with open(os.path.join(directory, "sweep.json")) as handle:
+        rows = json.load(handle)["rows"]
+    print(
+        f"\n{format_sweep_table(rows)}\n\nsweep folder: {directory}\nplots: "
+        "accuracy_vs_rewind.png, instability_vs_rewind.png, "
+        "interpolation_curves.png"
+    )
+    return 0
 
 
 if __name__ == "__main__":

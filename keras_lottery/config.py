@@ -133,6 +133,83 @@ class CSConfig:
     """final, or best (lowest validation loss epoch) for the test metrics."""
 
 
+@dataclass
+class StabilityConfig:
+    """Instability analysis (linear mode connectivity) of a run's rounds.
+
+    Analysis settings only: they do not change the IMP run, so the run-folder
+    hash ignores this section.
+    """
+
+    pairs: int = 2
+    """Replicates: pairs of copies trained from the same state."""
+    points: int = 30
+    """Evenly spaced interpolation coefficients in [0, 1], endpoints included."""
+    threshold: float = 0.02
+    """Stable when the mean error barrier is below this (the paper's 2%)."""
+    train_eval_limit: int | None = 10000
+    """Training-error curves use the first N (un-augmented) training examples;
+    null = all of them."""
+    bn_reestimate_batches: int = 0
+    """0: interpolate batch-norm moving statistics like every other variable.
+    N > 0: also recompute them at every point from N training batches."""
+    eval_batch_size: int = 500
+    seed: int = 1
+    """Data-order seed of the first copy; copy j uses seed + j (pair i is
+    copies 2i and 2i + 1)."""
+    matching_tolerance: float = 0.002
+    """A ticket is matching when its accuracy is at most this below the dense
+    network's (0.2 percentage points)."""
+    sweep_dense: bool = False
+    """rewind-sweep also measures the dense network's instability at each k."""
+
+    def __post_init__(self):
+        def check(name, ok, allowed):
+            if not ok:
+                raise ConfigError(
+                    f"'stability.{name}' must be {allowed}; "
+                    f"got {getattr(self, name)!r}."
+                )
+
+        check("pairs", _is_int(self.pairs) and self.pairs >= 1, "an int >= 1")
+        check("points", _is_int(self.points) and self.points >= 2, "an int >= 2")
+        check("threshold", _is_number(self.threshold) and self.threshold > 0, "> 0")
+        check(
+            "train_eval_limit",
+            self.train_eval_limit is None
+            or (_is_int(self.train_eval_limit) and self.train_eval_limit >= 1),
+            "null or an int >= 1",
+        )
+        check(
+            "bn_reestimate_batches",
+            _is_int(self.bn_reestimate_batches) and self.bn_reestimate_batches >= 0,
+            "an int >= 0",
+        )
+        check(
+            "eval_batch_size",
+            _is_int(self.eval_batch_size) and self.eval_batch_size >= 1,
+            "an int >= 1",
+        )
+        check("seed", _is_int(self.seed) and self.seed >= 0, "an int >= 0")
+        check(
+            "matching_tolerance",
+            _is_number(self.matching_tolerance) and self.matching_tolerance >= 0,
+            "a number >= 0",
+        )
+        check("sweep_dense", isinstance(self.sweep_dense, bool), "true/false")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: Sections that do not change what a run computes (left out of its hash).
+ANALYSIS_SECTIONS = ("stability",)
+
 #: Method -> the config sections it does not read (left out of its run's hash).
 UNUSED_SECTIONS = {"imp": ("cs",), "cs": ("pruning",)}
 
@@ -151,6 +228,7 @@ class RunConfig:
         default_factory=lambda: ["random_reinit", "random_prune"]
     )
     seed: int = 0
+    stability: StabilityConfig = field(default_factory=StabilityConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -160,12 +238,12 @@ class RunConfig:
 
     def non_default(self) -> dict:
         """The fields that differ from their defaults (what names the run),
-        without the sections the run's method does not use (``cs`` for IMP,
-        ``pruning`` for CS)."""
+        without analysis-only sections (``stability``) and the sections the
+        run's method does not use (``cs`` for IMP, ``pruning`` for CS)."""
         diff = _diff(self, RunConfig())
         if diff is _SAME:
             return {}
-        ignored = UNUSED_SECTIONS.get(self.method, ())
+        ignored = ANALYSIS_SECTIONS + UNUSED_SECTIONS.get(self.method, ())
         return {k: v for k, v in diff.items() if k not in ignored}
 
     def hashname(self) -> str:

@@ -43,7 +43,6 @@ import glob
 import json
 import math
 import os
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -52,20 +51,10 @@ import numpy as np
 from keras import ops
 
 from keras_lottery import pruning
-from keras_lottery._io import atomic_write_json
+from keras_lottery._io import atomic_write_json, load_arrays, save_arrays
+from keras_lottery.branches import control_model
 from keras_lottery.conversion import check_graph_model, clone_with_weights, copy_of
-from keras_lottery.imp import (
-    BASELINES,
-    EVALUATE_AT,
-    TrainingRecord,
-    _argmin,
-    _assign_all,
-    _evaluate,
-    _load_arrays,
-    _Recorder,
-    _save_arrays,
-    infer_steps_per_epoch,
-)
+from keras_lottery.imp import BASELINES, EVALUATE_AT
 from keras_lottery.layers.masked import (
     MaskedConv2D,
     MaskedDense,
@@ -87,6 +76,13 @@ from keras_lottery.rewind import (
     sync_state,
 )
 from keras_lottery.ticket import Ticket
+from keras_lottery.training import (
+    TrainingRecord,
+    assign_all,
+    fit_and_record,
+    infer_steps_per_epoch,
+    train_from_step,
+)
 
 MODES = ("ticket", "prune")
 LOGIT_RESETS = ("paper", "code")
@@ -594,15 +590,15 @@ class _Search:
         if r == 0:
             capture = RewindCheckpoint(self.cs.rewind)
             extra.insert(0, capture)
-        training = _fit(
+        training = fit_and_record(
             self.model,
-            self.x,
-            self.y,
-            self.fit_kwargs,
-            self.epochs,
-            copy.deepcopy(self.callbacks) + extra,
-            self.test_data,
-            self.cs.evaluate_at,
+            x=self.x,
+            y=self.y,
+            epochs=self.epochs,
+            callbacks=copy.deepcopy(self.callbacks) + extra,
+            test_data=self.test_data,
+            keep_best=self.cs.evaluate_at == "best",
+            **self.fit_kwargs,
         )
         if guard.bad is not None:
             where = (
@@ -644,8 +640,10 @@ class _Search:
         training = self._train_hard(hard)
         baselines = {}
         for i, name in enumerate(self.cs.baselines):
-            keras.utils.set_random_seed(self.cs.seed + 1000 * (self.cs.rounds + 1) + i)
-            control = _control(name, hard, start, self.compile_config, self.cs.seed)
+            seed = self.cs.seed + 1000 * (self.cs.rounds + 1) + i
+            control = control_model(
+                name, ticket, lambda: keras.models.clone_model(hard), seed
+            )
             baselines[name] = self._train_hard(control)
         ticket.metadata["metrics"] = {"test": training.test, "final": training.final}
         result = CSResult(records, training, ticket, baselines)
@@ -656,15 +654,18 @@ class _Search:
         return result
 
     def _train_hard(self, model) -> TrainingRecord:
-        return _fit(
+        """One whole round with a fresh optimizer (the recipe's schedule from 0)."""
+        return train_from_step(
             model,
-            self.x,
-            self.y,
-            self.fit_kwargs,
-            self.epochs,
-            copy.deepcopy(self.callbacks),
-            self.test_data,
-            self.cs.evaluate_at,
+            0,
+            compile_config=self.compile_config,
+            x=self.x,
+            y=self.y,
+            epochs=self.epochs,
+            callbacks=copy.deepcopy(self.callbacks),
+            test_data=self.test_data,
+            keep_best=self.cs.evaluate_at == "best",
+            **self.fit_kwargs,
         )
 
     def _ticket(self, hard, start, records) -> Ticket:
@@ -696,52 +697,6 @@ def _fraction(masks: Mapping[str, np.ndarray]) -> float:
     return sum(int(m.sum()) for m in masks.values()) / total
 
 
-def _control(name, hard, start, compile_config, seed):
-    """A control for the ticket ``hard`` (whose starting state is ``start``)."""
-    control = keras.models.clone_model(hard)  # fresh initialization
-    control.compile_from_config(compile_config)
-    masks = pruning.get_masks(hard)
-    if name == "random_prune":
-        restore_state(control, start)
-        masks = pruning.random_masks_like(masks, seed=seed + 7919)
-    pruning.set_masks(control, masks)
-    return control
-
-
-def _fit(model, x, y, fit_kwargs, epochs, callbacks, test_data, evaluate_at):
-    """``model.fit`` for ``epochs`` and a :class:`TrainingRecord` of it."""
-    recorder = _Recorder(keep_best=evaluate_at == "best")
-    began = time.perf_counter()
-    history = model.fit(
-        x, y, epochs=epochs, callbacks=list(callbacks) + [recorder], **fit_kwargs
-    )
-    wall = time.perf_counter() - began
-    logs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    best_index = _argmin(logs.get("val_loss"))
-    test = None
-    if test_data is not None:
-        if recorder.state is not None:
-            trained = capture_state(model)
-            _assign_all(model, recorder.state)
-        test = _evaluate(model, test_data)
-        if recorder.state is not None:
-            _assign_all(model, trained)
-    return TrainingRecord(
-        history=logs,
-        epochs=len(next(iter(logs.values()), [])),
-        steps=recorder.steps,
-        wall_time=wall,
-        best_epoch=best_index,
-        final={k: v[-1] for k, v in logs.items() if v},
-        best=(
-            {k: v[best_index] for k, v in logs.items()}
-            if best_index is not None
-            else {}
-        ),
-        test=test,
-    )
-
-
 # --------------------------------------------------------------------------- files
 
 
@@ -770,27 +725,27 @@ class _Store:
             for r in rounds
         ]
         last = self._round_dir(rounds[-1])
-        _assign_all(model, _load_arrays(os.path.join(last, "state.npz")))
+        assign_all(model, load_arrays(os.path.join(last, "state.npz")))
         optimizer = model.optimizer
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
         for variable, value in zip(
             optimizer.variables,
-            _load_arrays(os.path.join(last, "optimizer.npz")),
+            load_arrays(os.path.join(last, "optimizer.npz")),
             strict=True,
         ):
             variable.assign(value)
-        rewind_state = _load_arrays(os.path.join(self.root, "rewind_state.npz"))
+        rewind_state = load_arrays(os.path.join(self.root, "rewind_state.npz"))
         return records, rewind_state
 
     def save_round(self, model, record, rewind_state) -> None:
         directory = self._round_dir(record.round)
         os.makedirs(directory, exist_ok=True)
         if record.round == 0:
-            _save_arrays(os.path.join(self.root, "rewind_state.npz"), rewind_state)
+            save_arrays(os.path.join(self.root, "rewind_state.npz"), rewind_state)
         sync_state(model)
-        _save_arrays(os.path.join(directory, "state.npz"), capture_state(model))
-        _save_arrays(
+        save_arrays(os.path.join(directory, "state.npz"), capture_state(model))
+        save_arrays(
             os.path.join(directory, "optimizer.npz"),
             [copy_of(v) for v in model.optimizer.variables],
         )
@@ -803,7 +758,7 @@ class _Store:
         directory = os.path.join(self.root, "ticket")
         os.makedirs(directory, exist_ok=True)
         result.ticket.save(os.path.join(self.root, "ticket.npz"))
-        _save_arrays(os.path.join(directory, "trained.npz"), capture_state(hard))
+        save_arrays(os.path.join(directory, "trained.npz"), capture_state(hard))
         atomic_write_json(os.path.join(directory, "record.json"), result.to_dict())
 
     def load_result(self, records) -> CSResult:

@@ -35,41 +35,30 @@ import glob
 import json
 import math
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import keras
-import numpy as np
 
 from keras_lottery import pruning
-from keras_lottery._io import atomic_write_bytes, atomic_write_json
+from keras_lottery._io import atomic_write_json, load_arrays, save_arrays
 from keras_lottery.rewind import (
-    OffsetSchedule,
     RewindCheckpoint,
     Step,
-    StopAtIteration,
     capture_state,
     restore_state,
 )
 from keras_lottery.ticket import Ticket
+from keras_lottery.training import (
+    TrainingRecord,
+    assign_all,
+    infer_steps_per_epoch,
+    train_from_step,
+)
 
 BASELINES = ("random_reinit", "random_prune")
+EXTRA_REWINDS = "extra_rewinds"
 EVALUATE_AT = ("final", "best")
-
-
-@dataclass
-class TrainingRecord:
-    """What one training run (a ticket or a control) reached."""
-
-    history: dict[str, list[float]]
-    epochs: int
-    steps: int
-    wall_time: float
-    best_epoch: int | None
-    final: dict[str, float]
-    best: dict[str, float]
-    test: dict[str, float] | None
 
 
 @dataclass
@@ -139,6 +128,12 @@ class IterativeMagnitudePruning:
             resumable.
         checkpoint_dir: if set, each finished round is saved there and a new
             ``run`` resumes after the last finished round.
+        extra_rewinds: further rewind points captured during the dense round
+            and saved (state and round-0 ticket) under
+            ``checkpoint_dir/extra_rewinds/<step>/``: the dense round does not
+            depend on the rewind point, so runs that differ only in ``rewind``
+            can start from it (see ``runner.seed_dense_round``). Needs
+            ``checkpoint_dir``.
         verbose: 1 prints one summary line per round.
     """
 
@@ -157,6 +152,7 @@ class IterativeMagnitudePruning:
         evaluate_at: str = "final",
         seed: int = 0,
         checkpoint_dir: str | None = None,
+        extra_rewinds: Iterable = (),
         verbose: int = 1,
     ):
         _check_fraction(fraction, "fraction")
@@ -184,6 +180,15 @@ class IterativeMagnitudePruning:
         self.evaluate_at = evaluate_at
         self.seed = int(seed)
         self.checkpoint_dir = checkpoint_dir
+        self.extra_rewinds = []
+        for step in map(Step.parse, extra_rewinds):
+            if step != self.rewind and step not in self.extra_rewinds:
+                self.extra_rewinds.append(step)
+        if self.extra_rewinds and not checkpoint_dir:
+            raise ValueError(
+                "extra_rewinds are saved in the checkpoint folder: pass "
+                "checkpoint_dir too."
+            )
         self.verbose = verbose
 
     # ------------------------------------------------------------------ run
@@ -228,12 +233,15 @@ class IterativeMagnitudePruning:
         steps_per_epoch = infer_steps_per_epoch(x, fit_kwargs)
         total = epochs * steps_per_epoch
         k = self.rewind.iterations(steps_per_epoch)
-        if k >= total:
-            raise ValueError(
-                f"Rewind point {self.rewind} (= {k} iterations) is not before the end "
-                f"of training ({epochs} epochs x {steps_per_epoch} steps = {total} "
-                "iterations). Choose an earlier rewind point or train longer."
-            )
+        for step in [self.rewind, *self.extra_rewinds]:
+            at = step.iterations(steps_per_epoch)
+            if at >= total:
+                raise ValueError(
+                    f"Rewind point {step} (= {at} iterations) is not before the end "
+                    f"of training ({epochs} epochs x {steps_per_epoch} steps = "
+                    f"{total} iterations). Choose an earlier rewind point or train "
+                    "longer."
+                )
         job = _Job(
             self,
             model,
@@ -282,34 +290,6 @@ def _check_fraction(value, what: str) -> None:
         raise ValueError(f"{what} must be a number in (0, 1); got {value!r}.")
 
 
-def infer_steps_per_epoch(x, fit_kwargs: Mapping) -> int:
-    """Optimizer steps per epoch for these ``fit`` arguments (as Keras counts them)."""
-    if fit_kwargs.get("steps_per_epoch"):
-        return int(fit_kwargs["steps_per_epoch"])
-    if hasattr(x, "cardinality"):  # tf.data.Dataset
-        n = int(x.cardinality())
-        if n > 0:
-            return n
-        raise ValueError(
-            "The dataset's length is unknown or infinite: pass steps_per_epoch."
-        )
-    if (
-        hasattr(x, "__len__")
-        and hasattr(x, "__getitem__")
-        and not isinstance(x, (np.ndarray, list, tuple, dict))
-    ):
-        return len(x)  # keras.utils.PyDataset
-    leaf = x
-    while isinstance(leaf, (list, tuple, dict)):
-        leaf = next(iter(leaf.values())) if isinstance(leaf, dict) else leaf[0]
-    n = int(np.shape(leaf)[0])
-    split = fit_kwargs.get("validation_split") or 0.0
-    if split:
-        n = int(math.floor(n * (1.0 - split)))
-    batch_size = fit_kwargs.get("batch_size") or 32
-    return math.ceil(n / batch_size)
-
-
 class _Job:
     """The state of one ``IterativeMagnitudePruning.run`` call."""
 
@@ -334,6 +314,7 @@ class _Job:
         self.total = epochs * steps_per_epoch
         self.compile_config = model.get_compile_config()
         self.store = _Checkpoints(imp.checkpoint_dir) if imp.checkpoint_dir else None
+        self.extra_states = {}
 
     def run(self) -> IMPResult:
         records, rewind_state, start = [], None, 0
@@ -353,6 +334,11 @@ class _Job:
                 record = self._pruned_round(r, rewind_state)
             records.append(record)
             if self.store is not None:
+                if r == 0:
+                    for step, state in self.extra_states.items():
+                        self.store.save_extra_rewind(
+                            step, state, self._ticket(0, record, state, step)
+                        )
                 self.store.save_round(
                     self.model,
                     record,
@@ -368,7 +354,9 @@ class _Job:
 
     def _dense_round(self):
         capture = RewindCheckpoint(self.imp.rewind)
-        record = self._train(self.model, 0, extra_callbacks=[capture])
+        extra = [RewindCheckpoint(step) for step in self.imp.extra_rewinds]
+        record = self._train(self.model, 0, extra_callbacks=[capture, *extra])
+        self.extra_states = {c.step: c.state for c in extra}
         return self._round_record(0, record, {}), capture.state
 
     def _pruned_round(self, r, rewind_state):
@@ -425,14 +413,15 @@ class _Job:
             baselines=baselines,
         )
 
-    def _ticket(self, r, record, rewind_state) -> Ticket:
+    def _ticket(self, r, record, rewind_state, step=None) -> Ticket:
+        step = self.imp.rewind if step is None else step
         return Ticket.from_model(
             self.model,
             weights=rewind_state,
             method="imp",
             round=r,
-            rewind=str(self.imp.rewind),
-            rewind_iterations=self.k,
+            rewind=str(step),
+            rewind_iterations=step.iterations(self.steps_per_epoch),
             scope=self.imp.scope,
             fraction=self.imp.fraction,
             metrics={"test": record.ticket.test, "final": record.ticket.final},
@@ -442,101 +431,18 @@ class _Job:
 
     def _train(self, model, start, extra_callbacks=()) -> TrainingRecord:
         """Trains steps start..T with a fresh optimizer and records the outcome."""
-        model.compile_from_config(_offset_compile_config(self.compile_config, start))
-        best = _Recorder(keep_best=self.imp.evaluate_at == "best")
-        callbacks = copy.deepcopy(self.callbacks) + list(extra_callbacks) + [best]
-        if start % self.steps_per_epoch:
-            callbacks.append(StopAtIteration(self.total - start))
-        began = time.perf_counter()
-        history = model.fit(
-            self.x,
-            self.y,
+        return train_from_step(
+            model,
+            start,
+            compile_config=self.compile_config,
+            x=self.x,
+            y=self.y,
             epochs=self.epochs,
-            initial_epoch=start // self.steps_per_epoch,
-            callbacks=callbacks,
+            callbacks=copy.deepcopy(self.callbacks) + list(extra_callbacks),
+            test_data=self.test_data,
+            keep_best=self.imp.evaluate_at == "best",
             **self.fit_kwargs,
         )
-        wall = time.perf_counter() - began
-        logs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        trained_epochs = len(next(iter(logs.values()), []))
-        best_index = _argmin(logs.get("val_loss"))
-        first_epoch = start // self.steps_per_epoch
-        final = {k: v[-1] for k, v in logs.items() if v}
-        at_best = (
-            {k: v[best_index] for k, v in logs.items()}
-            if best_index is not None
-            else {}
-        )
-        test = None
-        if self.test_data is not None:
-            if best.state is not None:
-                trained = capture_state(model)
-                _assign_all(model, best.state)
-            test = _evaluate(model, self.test_data)
-            if best.state is not None:
-                _assign_all(model, trained)
-        return TrainingRecord(
-            history=logs,
-            epochs=trained_epochs,
-            steps=best.steps,
-            wall_time=wall,
-            best_epoch=None if best_index is None else first_epoch + best_index,
-            final=final,
-            best=at_best,
-            test=test,
-        )
-
-
-def _argmin(values):
-    if not values:
-        return None
-    return int(np.nanargmin(values)) if not np.all(np.isnan(values)) else None
-
-
-def _evaluate(model, data) -> dict[str, float]:
-    if isinstance(data, tuple) and len(data) == 2:
-        result = model.evaluate(*data, verbose=0, return_dict=True)
-    else:
-        result = model.evaluate(data, verbose=0, return_dict=True)
-    return {k: float(v) for k, v in result.items()}
-
-
-def _assign_all(model, state) -> None:
-    for variable, value in zip(model.weights, state, strict=True):
-        variable.assign(value)
-
-
-def _offset_compile_config(config: dict, start: int) -> dict:
-    """The compile config with the learning-rate schedule shifted to start at
-    ``start`` (a fresh optimizer otherwise restarts the schedule at 0)."""
-    config = copy.deepcopy(config)
-    optimizer = config.get("optimizer")
-    if start and isinstance(optimizer, dict):
-        lr = optimizer.get("config", {}).get("learning_rate")
-        if isinstance(lr, dict):
-            schedule = OffsetSchedule(lr, start)
-            optimizer["config"]["learning_rate"] = keras.saving.serialize_keras_object(
-                schedule
-            )
-    return config
-
-
-class _Recorder(keras.callbacks.Callback):
-    """Counts optimizer steps and (if asked) keeps the weights of the epoch with
-    the lowest validation loss."""
-
-    def __init__(self, keep_best: bool):
-        super().__init__()
-        self.keep_best = keep_best
-        self.steps, self.state, self.best = 0, None, np.inf
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss")
-        if self.keep_best and loss is not None and loss < self.best:
-            self.best, self.state = loss, capture_state(self.model)
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -569,34 +475,29 @@ class _Checkpoints:
         for r in rounds:
             with open(os.path.join(self._round_dir(r), "record.json")) as handle:
                 records.append(RoundRecord.from_dict(json.load(handle)))
-        _assign_all(
+        assign_all(
             model,
-            _load_arrays(os.path.join(self._round_dir(rounds[-1]), "trained.npz")),
+            load_arrays(os.path.join(self._round_dir(rounds[-1]), "trained.npz")),
         )
-        rewind_state = _load_arrays(os.path.join(self.root, "rewind_state.npz"))
+        rewind_state = load_arrays(os.path.join(self.root, "rewind_state.npz"))
         return records, rewind_state
+
+    def save_extra_rewind(self, step, state, ticket) -> None:
+        """``extra_rewinds/<step>/{rewind_state.npz, ticket.npz}``: what a run
+        rewinding to ``step`` would save at round 0 (see ``IterativeMagnitude
+        Pruning(extra_rewinds=...)``)."""
+        directory = os.path.join(self.root, EXTRA_REWINDS, str(step))
+        save_arrays(os.path.join(directory, "rewind_state.npz"), state)
+        ticket.save(os.path.join(directory, "ticket.npz"))
 
     def save_round(self, model, record, rewind_state, ticket) -> None:
         directory = self._round_dir(record.round)
         os.makedirs(directory, exist_ok=True)
         if record.round == 0:
-            _save_arrays(os.path.join(self.root, "rewind_state.npz"), rewind_state)
-        _save_arrays(os.path.join(directory, "trained.npz"), capture_state(model))
+            save_arrays(os.path.join(self.root, "rewind_state.npz"), rewind_state)
+        save_arrays(os.path.join(directory, "trained.npz"), capture_state(model))
         ticket.save(os.path.join(directory, "ticket.npz"))
         atomic_write_json(os.path.join(directory, "record.json"), record.to_dict())
-
-
-def _save_arrays(path, arrays) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, *arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _load_arrays(path) -> list[np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return [np.array(data[f"arr_{i}"]) for i in range(len(data.files))]
 
 
 # ------------------------------------------------------------------ reporting
@@ -620,6 +521,9 @@ def format_round_table(rounds: list[Mapping], metric: str = "accuracy") -> str:
         f"{c} {metric}" for c in controls
     ]
     header += ["epochs", "seconds"]
+    stability = any("instability" in r for r in rounds)
+    if stability:
+        header += ["instability (test)"]
     rows = []
     for r in rounds:
         row = [
@@ -629,6 +533,8 @@ def format_round_table(rounds: list[Mapping], metric: str = "accuracy") -> str:
         ]
         row += [_fmt(_metric(r.get("baselines", {}).get(c), metric)) for c in controls]
         row += [str(r["ticket"]["epochs"]), f"{r['ticket']['wall_time']:.1f}"]
+        if stability:
+            row.append(_fmt_instability(r.get("instability")))
         rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
@@ -636,6 +542,13 @@ def format_round_table(rounds: list[Mapping], metric: str = "accuracy") -> str:
         "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
     ]
     return "\n".join(lines)
+
+
+def _fmt_instability(summary) -> str:
+    test = (summary or {}).get("test")
+    if not test:
+        return "-"
+    return f"{100 * test['mean']:.2f} ± {100 * test['std']:.2f} pp"
 
 
 def _fmt(value) -> str:

@@ -235,20 +235,23 @@ class Recipe:
         """The test split as ``fit``/``evaluate`` take it."""
         return self._eval_data(self.splits.x_test, self.splits.y_test)
 
-    def train_eval_data(self, limit: int | None = None):
+    def train_eval_data(self, limit: int | None = None, batch_size: int = 256):
         """The (un-augmented) training split for evaluation, optionally its first
-        ``limit`` examples."""
+        ``limit`` examples. ``batch_size`` batches the normalized pipeline
+        (arrays are returned as they are)."""
         x, y = self.splits.x_train, self.splits.y_train
         if limit is not None:
             x, y = x[:limit], y[:limit]
-        return self._eval_data(x, y)
+        return self._eval_data(x, y, batch_size)
 
-    def _eval_data(self, x, y):
+    def _eval_data(self, x, y, batch_size: int = 256):
         if not self.config.data.normalize:
             return (x, y)
         from keras_lottery.pipelines import eval_dataset
 
-        return eval_dataset(x, y, mean=self.mean, std=self.std, prefetch=False)
+        return eval_dataset(
+            x, y, batch_size=batch_size, mean=self.mean, std=self.std, prefetch=False
+        )
 
 
 _AUGMENT = ("none", "flip", "cifar")

@@ -1,7 +1,9 @@
 """Reports of run folders.
 
 IMP runs: the round table and a plot of test accuracy vs. weights remaining (log x
-axis) for the ticket and its controls. Continuous Sparsification runs: a table of
+axis) for the ticket and its controls; branch results (controls run later,
+instability analyses) join the table, and analyzed rounds get
+``instability_vs_weights.png``. Continuous Sparsification runs: a table of
 the search rounds and the ticket, and a plot of the share of weights with s > 0
 and the validation accuracy over the search.
 
@@ -21,6 +23,7 @@ from keras_lottery.imp import _metric, format_round_table
 
 PLOT_NAME = "accuracy_vs_weights.png"
 CS_PLOT_NAME = "cs_search.png"
+INSTABILITY_PLOT = "instability_vs_weights.png"
 _TICKS = (100, 50, 25, 10, 5, 2.5, 1, 0.5, 0.25, 0.1, 0.05, 0.01)
 
 
@@ -66,14 +69,48 @@ def load_cs(directory: str) -> tuple[list[dict], dict | None]:
     return search, ticket
 
 
+def with_branches(directory: str, rounds: list[dict]) -> list[dict]:
+    """The rounds with the run's branch results joined in: controls run later
+    (``keras-lottery branch``) become extra ``baselines`` (named by their kind,
+    ``<kind>_branch`` when IMP trained that control itself, ``_s<seed>`` for
+    seeds other than 0), and instability analyses add an ``instability`` entry
+    (``{split: {mean, std, ...}}``)."""
+    from keras_lottery.branches import load_branches, load_instability
+
+    branches, analyses = load_branches(directory), load_instability(directory)
+    out = []
+    for record in rounds:
+        record = dict(record, baselines=dict(record.get("baselines", {})))
+        own = set(record["baselines"])
+        for branch in branches.get(record["round"], []):
+            name = branch["kind"] + ("_branch" if branch["kind"] in own else "")
+            name += f"_s{branch['seed']}" if branch["seed"] else ""
+            record["baselines"][name] = branch["training"]
+        if record["round"] in analyses:
+            record["instability"] = analyses[record["round"]]["summary"]
+        out.append(record)
+    return out
+
+
 def write_report(directory: str, metric: str = "accuracy") -> str:
-    """Writes ``report.txt`` and the plot into ``directory``; returns the table."""
+    """Writes ``report.txt`` and the plot into ``directory``; returns the table.
+    Branch results (controls, instability) join the IMP rounds'."""
     if is_cs_run(directory):
         return _write_cs_report(directory)
-    rounds = load_rounds(directory)
+    rounds = with_branches(directory, load_rounds(directory))
     table = format_round_table(rounds, metric)
     atomic_write_text(os.path.join(directory, "report.txt"), table + "\n")
     plot(rounds, os.path.join(directory, PLOT_NAME), metric)
+    from keras_lottery.branches import load_instability
+
+    analyses = load_instability(directory)
+    if analyses:
+        from keras_lottery.plots import plot_run_instability
+
+        threshold = next(iter(analyses.values()))["threshold"]
+        plot_run_instability(
+            analyses, os.path.join(directory, INSTABILITY_PLOT), threshold
+        )
     return table
 
 

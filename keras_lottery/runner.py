@@ -11,6 +11,11 @@ Layout of ``<out>/<method>_<hash>/``:
 - ``result.json``: written last; its presence means the run is finished;
 - ``report.txt`` and a plot (``accuracy_vs_weights.png`` or ``cs_search.png``).
 
+IMP runs that differ only in ``pruning.rewind`` share their dense round 0 (it does
+not depend on the rewind point): ``run(config, extra_rewinds=[...])`` also
+saves the state at those points, and :func:`seed_dense_round` starts another
+run's folder from it, so the dense network is trained once for a rewind sweep.
+
 Re-running a finished config does nothing; an interrupted one resumes after the
 last finished round and, with the same seed, ends with the same masks.
 
@@ -28,10 +33,11 @@ import os
 import keras
 
 from keras_lottery import cs, models, report
-from keras_lottery._io import atomic_write_json, atomic_write_text
+from keras_lottery._io import atomic_copy, atomic_write_json, atomic_write_text
 from keras_lottery.config import RunConfig
-from keras_lottery.imp import IterativeMagnitudePruning
+from keras_lottery.imp import EXTRA_REWINDS, IterativeMagnitudePruning
 from keras_lottery.recipes import Recipe
+from keras_lottery.rewind import Step
 
 
 def run_dir_for(config: RunConfig, out: str) -> str:
@@ -41,11 +47,19 @@ def run_dir_for(config: RunConfig, out: str) -> str:
 METHODS = ("imp", "cs")
 
 
-def run(config: RunConfig, out: str = "runs", verbose: int = 1, prepared=None) -> str:
+def run(
+    config: RunConfig,
+    out: str = "runs",
+    verbose: int = 1,
+    prepared=None,
+    extra_rewinds=(),
+) -> str:
     """Runs (or resumes, or skips if finished) ``config``; returns the run folder.
 
     ``prepared`` optionally gives the ``(recipe, model)`` pair that
     :func:`prepare` returns for this config (Keras Tuner builds it first).
+    ``extra_rewinds`` (IMP): further rewind points whose dense-round state is
+    saved for :func:`seed_dense_round` (no effect on this run's results).
     """
     if config.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {config.method!r}.")
@@ -59,7 +73,7 @@ def run(config: RunConfig, out: str = "runs", verbose: int = 1, prepared=None) -
     atomic_write_text(os.path.join(directory, "config.yaml"), config.to_yaml())
     fit_kwargs = recipe.fit_kwargs(verbose=2 if verbose else 0)
     if config.method == "imp":
-        driver = _imp(config, model, directory, verbose)
+        driver = _imp(config, model, directory, verbose, extra_rewinds)
     else:
         driver = _cs(config, directory, verbose)
     driver.run(model, test_data=recipe.test_data, **fit_kwargs)
@@ -92,7 +106,9 @@ def prepare(config: RunConfig):
     return recipe, model
 
 
-def _imp(config, model, directory, verbose) -> IterativeMagnitudePruning:
+def _imp(
+    config, model, directory, verbose, extra_rewinds=()
+) -> IterativeMagnitudePruning:
     return IterativeMagnitudePruning(
         fraction=config.pruning.fraction,
         rounds=config.pruning.rounds,
@@ -107,6 +123,7 @@ def _imp(config, model, directory, verbose) -> IterativeMagnitudePruning:
         seed=config.seed,
         checkpoint_dir=directory,
         verbose=verbose,
+        extra_rewinds=extra_rewinds,
     )
 
 
@@ -154,3 +171,62 @@ def resolve_patterns(model, patterns: dict[str, float]) -> dict[str, float]:
 def load_result(directory: str) -> dict:
     with open(os.path.join(directory, "result.json")) as handle:
         return json.load(handle)
+
+
+def has_dense_round(directory: str) -> bool:
+    """Whether the run folder holds a finished round 0."""
+    return os.path.exists(os.path.join(directory, "round_000", "record.json"))
+
+
+def seed_dense_round(donor_dir: str, config: RunConfig, out: str = "runs") -> bool:
+    """Starts ``config``'s run folder from ``donor_dir``'s dense round 0.
+
+    The donor must be a run of the same config except ``pruning.rewind`` that
+    saved ``config``'s rewind point (``run(..., extra_rewinds=[...])``). The
+    files written are exactly those the run would write after its own round 0
+    (same record, trained weights, ticket and rewind state), so running
+    ``config`` afterwards resumes at round 1 with results identical to an
+    unseeded run. Returns False (and writes nothing) when the folder already
+    has round 0 or the donor lacks this rewind point.
+    """
+    target = run_dir_for(config, out)
+    if has_dense_round(target):
+        return False
+    donor = load_config_of(donor_dir)
+    if _without_rewind(donor) != _without_rewind(config):
+        raise ValueError(
+            f"{donor_dir} is not a run of the same config up to pruning.rewind: "
+            "its dense round cannot be shared."
+        )
+    step = str(Step.parse(config.pruning.rewind))
+    source = os.path.join(donor_dir, EXTRA_REWINDS, step)
+    if not (has_dense_round(donor_dir) and os.path.isdir(source)):
+        return False
+    os.makedirs(os.path.join(target, "round_000"), exist_ok=True)
+    atomic_write_text(os.path.join(target, "config.yaml"), config.to_yaml())
+    for src, dst in (
+        (os.path.join(source, "rewind_state.npz"), "rewind_state.npz"),
+        (os.path.join(source, "ticket.npz"), "round_000/ticket.npz"),
+        (os.path.join(donor_dir, "round_000", "trained.npz"), "round_000/trained.npz"),
+        # record.json last: it marks round 0 as finished.
+        (os.path.join(donor_dir, "round_000", "record.json"), "round_000/record.json"),
+    ):
+        atomic_copy(src, os.path.join(target, dst))
+    return True
+
+
+def _without_rewind(config: RunConfig) -> dict:
+    data = config.to_dict()
+    data["pruning"].pop("rewind")
+    data.pop("stability", None)
+    return data
+
+
+def load_config_of(directory: str) -> RunConfig:
+    """The config saved in a run folder (``config.yaml``)."""
+    from keras_lottery.config import load_config
+
+    path = os.path.join(directory, "config.yaml")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{directory} is not a run folder (no config.yaml).")
+    return load_config(path)

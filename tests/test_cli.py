@@ -8,29 +8,6 @@ from keras_lottery import cli, models
 from keras_lottery.ticket import Ticket
 
 
-@pytest.fixture
-def tiny_config(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (120, 6, 6), dtype=np.uint8)
-    y = (x.reshape(120, -1).mean(axis=1) > 127).astype(np.int64)
-    np.savez(
-        tmp_path / "tiny.npz",
-        x_train=x[:90],
-        y_train=y[:90],
-        x_test=x[90:],
-        y_test=y[90:],
-    )
-    path = tmp_path / "tiny.yaml"
-    path.write_text(f"""
-data: {{name: tiny, path: {tmp_path / "tiny.npz"}, validation_size: 10}}
-model: {{name: lenet_300_100, options: {{hidden: [8, 4]}}}}
-training: {{batch_size: 16, duration: 2ep, learning_rate: 0.01}}
-pruning: {{fraction: 0.5, rounds: 2, layer_fractions: {{output: 0.25}}}}
-baselines: [random_reinit]
-""")
-    return path
-
-
 @pytest.mark.backend_neutral
 def test_run_report_and_idempotent_rerun(tiny_config, tmp_path, capsys):
     out = tmp_path / "runs"
