@@ -16,9 +16,13 @@ ships; ``export.size_report``):
   uncompressed (``export.sparse_arrays``, ``SizeReport.sparse_bytes``);
 - ``sparse_npz``: the same arrays in a ``numpy.savez_compressed`` file
   (``SizeReport.compressed_bytes``);
-- ``ticket_file``: a ``.ticket.npz`` written by ``Ticket.save`` (packed masks
-  + every non-mask variable stored densely, zeros included, zlib-compressed,
-  + JSON metadata with the model config);
+- ``ticket_file``: a ``.ticket.npz`` written by ``Ticket.save`` for the pruned
+  model's current weights (packed masks + every non-mask variable stored
+  densely, zeros included, zlib-compressed, + JSON metadata with the model
+  config);
+- ``imp_ticket_file``: the same for a ticket as the IMP driver writes it, whose
+  weights are the (dense) rewind-point values, pruned positions included: here
+  the initial weights, i.e. rewinding to iteration 0;
 - ``saved_model`` / ``saved_model_zip`` (LeNet and ResNet-20 unless
   ``--saved-model-all``): the SavedModel folder from ``export_saved_model``
   (dense kernels, zeros stored) and the same folder in a deflate zip.
@@ -50,6 +54,7 @@ import numpy as np  # noqa: E402
 
 import keras_lottery as kl  # noqa: E402
 from keras_lottery import export, models, pruning  # noqa: E402
+from keras_lottery.rewind import capture_state  # noqa: E402
 from keras_lottery.ticket import Ticket  # noqa: E402
 
 SPARSITIES = (0.5, 0.9, 0.98)
@@ -103,11 +108,13 @@ def zipped_bytes(path: str, scratch: str) -> int:
     return size
 
 
-def sizes_at(model, sparsity: float, scratch: str, saved_model: bool) -> dict:
+def sizes_at(model, sparsity, scratch, saved_model, rewind_state) -> dict:
     pruning.prune_to_density(model, 1.0 - sparsity, scope="global")
     report = export.size_report(model)
     ticket_path = os.path.join(scratch, "t.ticket.npz")
     Ticket.from_model(model, method="benchmark").save(ticket_path)
+    imp_ticket_path = os.path.join(scratch, "imp.ticket.npz")
+    Ticket.from_model(model, weights=rewind_state, method="imp").save(imp_ticket_path)
     dense = report.dense_bytes
     row = {
         "sparsity": sparsity,
@@ -116,6 +123,7 @@ def sizes_at(model, sparsity: float, scratch: str, saved_model: bool) -> dict:
         "sparse_raw_bytes": report.sparse_bytes,
         "sparse_npz_bytes": report.compressed_bytes,
         "ticket_file_bytes": os.path.getsize(ticket_path),
+        "imp_ticket_file_bytes": os.path.getsize(imp_ticket_path),
     }
     if saved_model:
         folder = os.path.join(scratch, "saved_model")
@@ -133,9 +141,12 @@ def run_model(name: str, seed: int, saved_model: bool) -> dict:
     began = time.perf_counter()
     model = build(name, seed)
     out = {"model": name, "memory": memory(model), "sizes": []}
+    rewind_state = capture_state(model)  # dense, like an IMP rewind point
     with tempfile.TemporaryDirectory(prefix="ticket-size-") as scratch:
         for sparsity in SPARSITIES:
-            out["sizes"].append(sizes_at(model, sparsity, scratch, saved_model))
+            out["sizes"].append(
+                sizes_at(model, sparsity, scratch, saved_model, rewind_state)
+            )
     out["seconds"] = round(time.perf_counter() - began, 1)
     return out
 
@@ -173,7 +184,7 @@ def main(argv=None):
         )
         print(
             f"  {'sparsity':>8}{'dense MB':>10}{'raw':>8}{'npz':>8}{'ticket':>8}"
-            f"{'SavedMdl':>10}{'SM zip':>8}   (each / dense bytes)"
+            f"{'IMP tkt':>9}{'SavedMdl':>10}{'SM zip':>8}   (each / dense bytes)"
         )
         for s in r["sizes"]:
             sm = s.get("saved_model_over_dense")
@@ -182,6 +193,7 @@ def main(argv=None):
                 f"  {s['sparsity']:>8.0%}{s['dense_bytes'] / 1e6:>10.2f}"
                 f"{s['sparse_raw_over_dense']:>8.3f}{s['sparse_npz_over_dense']:>8.3f}"
                 f"{s['ticket_file_over_dense']:>8.3f}"
+                f"{s['imp_ticket_file_over_dense']:>9.3f}"
                 f"{'-' if sm is None else format(sm, '.3f'):>10}"
                 f"{'-' if smz is None else format(smz, '.3f'):>8}"
             )
