@@ -38,8 +38,9 @@ class MaskedLayerMixin:
 
     The parent's ``build`` creates the raw kernel as ``self._kernel`` (Dense and
     Conv do so already; DepthwiseConv assigns ``self.kernel``, which the setter
-    below redirects). The ``kernel`` property returns the masked kernel, which
-    every parent ``call`` reads.
+    below redirects). The ``kernel`` property, which every parent ``call``
+    reads, returns the stored kernel (zero at pruned positions) with a gradient
+    masked by ``mask`` (``masked_gradient``).
     """
 
     #: Storage dtype of the mask; ``bool`` costs 1 byte per weight.
