@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-tf test-jax lint format bench clean
+.PHONY: install demo test test-tf test-jax lint format bench bench-tfmot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,30 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Performance benchmarks (docs/benchmarks.md): ratios against baselines measured in
+# the same process; one JSON per benchmark under $(BENCH_OUT). 13 minutes on
+# 2 shared CPU cores (load 4-6). bench-tfmot is separate: it needs its own environment.
+BENCH_OUT ?= benchmarks/results
 bench: $(STAMP)
-	$(BIN)/python benchmarks/masked_overhead.py
+	$(BIN)/python benchmarks/masked_overhead.py --repeats 15 --resnet-repeats 5 --ops \
+		--json $(BENCH_OUT)/masked_overhead.json
+	$(BIN)/python benchmarks/imp_bookkeeping.py --json $(BENCH_OUT)/imp_bookkeeping.json
+	$(BIN)/python benchmarks/global_pruning.py --json $(BENCH_OUT)/global_pruning.json
+	$(BIN)/python benchmarks/ticket_size.py --json $(BENCH_OUT)/ticket_size.json
+
+# tensorflow-model-optimization needs tf_keras (Keras 2): a second environment with
+# the pinned, tested set in benchmarks/requirements-tfmot.txt (PyPI only).
+VENV_TFMOT ?= .venv-tfmot
+TFMOT_STAMP := $(VENV_TFMOT)/.installed
+
+$(TFMOT_STAMP): benchmarks/requirements-tfmot.txt
+	$(PYTHON) -m venv $(VENV_TFMOT)
+	$(VENV_TFMOT)/bin/python -m pip install --quiet --no-deps -r benchmarks/requirements-tfmot.txt
+	touch $(TFMOT_STAMP)
+
+bench-tfmot: $(TFMOT_STAMP)
+	TF_USE_LEGACY_KERAS=1 $(VENV_TFMOT)/bin/python benchmarks/tfmot_overhead.py \
+		--json $(BENCH_OUT)/tfmot_overhead.json --compare $(BENCH_OUT)/masked_overhead.json
 
 clean:
-	rm -rf $(VENV) demo_runs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VENV_TFMOT) demo_runs .pytest_cache .ruff_cache *.egg-info

@@ -1,32 +1,52 @@
 """Training step time of masked vs. plain Keras layers, measured side by side.
 
-For LeNet-300-100 (batch 60) and ResNet-20 (batch 128, 32x32x3) it times
-``model.fit`` epochs of a fixed number of steps for three variants built from the
-same network: plain Keras layers (the masked model with masks stripped), masked
-layers with the default bool mask, and masked layers with a float32 mask. Variants
-run in a shuffled order within each repeat (after a garbage collection) and the
-per-step medians are compared, so machine noise hits all of them alike. It also
-prints mask bytes / kernel bytes.
+For LeNet-300-100 (batch 60, Adam) and ResNet-20 (batch 128, 32x32x3, SGD with
+momentum) it builds the network once with masked layers (50% of the weights
+pruned by magnitude) and derives every variant from it, with identical weights:
 
-    python benchmarks/masked_overhead.py [--repeats 7] [--models lenet resnet20]
+- ``plain``: the plain-Keras twin (``export.strip_masks``), the baseline;
+- ``plain_repeat``: a second plain twin, timed like the others: its ratio to
+  ``plain`` is the noise floor of this run;
+- ``masked``: keras_lottery's masked layers as shipped (stored kernel forward,
+  gradient times the bool mask backward: ``layers.masked.masked_gradient``);
+- ``masked_where``: the previous formulation, ``where(mask, kernel, 0)`` in the
+  forward pass (and its select gradient backward);
+- ``masked_multiply``: ``kernel * cast(mask)`` in the forward pass (LeNet only).
+
+Each repeat times one ``model.fit`` epoch of a fixed number of steps for every
+variant, in a shuffled order, after a garbage collection (``_harness.py``). The
+reported ratio is the median over repeats of ``variant / plain`` within a repeat;
+wall-clock and process CPU time are both recorded. It also prints mask bytes /
+kernel bytes.
+
+``--ops`` adds a mechanism-level measurement (TensorFlow backend): the CPU time of
+only the masking, forward and backward, over LeNet-300-100's three kernels, for
+each formulation (including a float32 mask, which would cost 4x the memory).
+
+    python benchmarks/masked_overhead.py --repeats 20 --ops \\
+        --json benchmarks/results/masked_overhead.json
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import json
 import os
-import platform
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
 
+import _harness  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from keras import ops  # noqa: E402
 
 from keras_lottery import layers, models, pruning  # noqa: E402
+from keras_lottery.conversion import clone_with_weights, copy_of  # noqa: E402
 from keras_lottery.export import strip_masks  # noqa: E402
 
 SETUPS = {
@@ -36,6 +56,8 @@ SETUPS = {
         batch=60,
         steps=100,
         optimizer=lambda: keras.optimizers.Adam(1.2e-3),
+        optimizer_name="Adam(1.2e-3)",
+        formulations=("masked_where", "masked_multiply"),
     ),
     "resnet20": dict(
         name="cifar_resnet_20",
@@ -43,108 +65,297 @@ SETUPS = {
         batch=128,
         steps=6,
         optimizer=lambda: keras.optimizers.SGD(0.1, momentum=0.9),
+        optimizer_name="SGD(0.1, momentum=0.9)",
+        formulations=("masked_where",),
     ),
 }
 
-
-def float_mask_twin(layer_cls):
-    class FloatMask(layer_cls):
-        mask_dtype = "float32"
-
-    FloatMask.__name__ = "Float" + layer_cls.__name__
-    return FloatMask
+GOAL = 1.03
 
 
-FLOAT_TWINS = {cls: float_mask_twin(cls) for cls in layers.PLAIN_TWINS}
+# ------------------------------------------------------------------ variants
+
+
+def _where_kernel(self):
+    kernel = ops.convert_to_tensor(self._kernel)
+    mask = getattr(self, "mask", None)
+    if mask is None:
+        return kernel
+    return ops.where(ops.convert_to_tensor(mask), kernel, ops.zeros((), kernel.dtype))
+
+
+def _multiply_kernel(self):
+    kernel = ops.convert_to_tensor(self._kernel)
+    mask = getattr(self, "mask", None)
+    if mask is None:
+        return kernel
+    return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
+
+
+def twin_classes(kernel_fn, prefix: str) -> dict:
+    """Masked class -> a subclass whose ``kernel`` property is ``kernel_fn``."""
+    twins = {}
+    for cls in layers.PLAIN_TWINS:
+
+        def setter(self, value):
+            self._kernel = value
+
+        twins[cls] = type(
+            prefix + cls.__name__, (cls,), {"kernel": property(kernel_fn, setter)}
+        )
+    return twins
+
+
+FORMULATIONS = {
+    "masked_where": twin_classes(_where_kernel, "Where"),
+    "masked_multiply": twin_classes(_multiply_kernel, "Multiply"),
+}
+
+
+def _copy_all(source, target) -> None:
+    for src, dst in zip(source.weights, target.weights, strict=True):
+        dst.assign(copy_of(src))
+
+
+def with_formulation(masked, twins: dict):
+    """A copy of ``masked`` whose masked layers use another ``kernel`` property."""
+
+    def clone(layer):
+        cls = twins.get(type(layer), type(layer))
+        return cls.from_config(layer.get_config())
+
+    return clone_with_weights(masked, clone, _copy_all)
 
 
 def variants(setup):
     keras.utils.set_random_seed(0)
     masked = models.get(setup["name"], num_classes=10, input_shape=setup["shape"])
     pruning.prune_magnitude(masked, 0.5)  # a realistic, non-trivial mask
-    plain = strip_masks(masked)
-
-    def to_float(layer):
-        cls = FLOAT_TWINS.get(type(layer), type(layer))
-        return cls.from_config(layer.get_config())
-
-    float_masked = keras.models.clone_model(masked, clone_function=to_float)
-    return {"plain": plain, "masked_bool": masked, "masked_float32": float_masked}
+    built = {
+        "plain": strip_masks(masked),
+        "plain_repeat": strip_masks(masked),
+        "masked": masked,
+    }
+    for name in setup["formulations"]:
+        built[name] = with_formulation(masked, FORMULATIONS[name])
+    return built
 
 
 def mask_memory_ratio(model) -> float:
     mask = kernel = 0
     for layer in pruning.masked_layers(model):
-        mask += int(np.prod(layer.mask.shape)) * np.dtype(layer.mask.dtype).itemsize
-        kernel += int(np.prod(layer.raw_kernel.shape)) * 4
+        size = int(np.prod(layer.mask.shape))
+        mask += size * np.dtype(layer.mask.dtype).itemsize
+        kernel += size * np.dtype(layer.raw_kernel.dtype).itemsize
     return mask / kernel
 
 
-def time_setup(key, repeats):
+# ------------------------------------------------------------------ timing
+
+
+def time_setup(key, repeats, seed):
     setup = SETUPS[key]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     n = setup["batch"] * setup["steps"]
     x = rng.normal(size=(n, *setup["shape"])).astype("float32")
-    y = rng.integers(0, 10, n)
+    y = rng.integers(0, 10, n).astype("int32")
     built = variants(setup)
     for model in built.values():
         model.compile(setup["optimizer"](), "sparse_categorical_crossentropy")
         model.fit(x, y, batch_size=setup["batch"], epochs=1, verbose=0)  # warm-up
-    per_step = {name: [] for name in built}
-    order = list(built)
-    for _ in range(repeats):
-        rng.shuffle(order)  # no variant always runs right after another
-        for name in order:
-            model = built[name]
-            gc.collect()
-            began = time.perf_counter()
+
+    def epoch(model):
+        def go():
             model.fit(
                 x, y, batch_size=setup["batch"], epochs=1, verbose=0, shuffle=False
             )
-            per_step[name].append((time.perf_counter() - began) / setup["steps"])
-    medians = {name: statistics.median(v) for name, v in per_step.items()}
+            return setup["steps"]
+
+        return go
+
+    load_before = _harness.load_average()
+    began = time.perf_counter()
+    times = _harness.interleaved(
+        {name: epoch(model) for name, model in built.items()}, repeats, seed=seed
+    )
+    summary = _harness.summarize(times, baseline="plain")
     return {
         "model": setup["name"],
         "batch": setup["batch"],
-        "ms_per_step": {k: round(1000 * v, 3) for k, v in medians.items()},
-        "ratio_masked_bool": medians["masked_bool"] / medians["plain"],
-        "ratio_masked_float32": medians["masked_float32"] / medians["plain"],
-        "mask_bytes_over_kernel_bytes": {
-            "bool": mask_memory_ratio(built["masked_bool"]),
-            "float32": mask_memory_ratio(built["masked_float32"]),
-        },
+        "optimizer": setup["optimizer_name"],
+        "steps_per_repeat": setup["steps"],
+        "repeats": repeats,
+        "seconds": round(time.perf_counter() - began, 1),
+        "load_average": {"before": load_before, "after": _harness.load_average()},
+        "ms_per_step": summary,
+        "ratio": summary["masked"]["wall"]["ratio_paired_median"],
+        "ratio_cpu": summary["masked"]["cpu"]["ratio_paired_median"],
+        "noise_ratio": summary["plain_repeat"]["wall"]["ratio_paired_median"],
+        "noise_ratio_cpu": summary["plain_repeat"]["cpu"]["ratio_paired_median"],
+        "mask_bytes_over_kernel_bytes": mask_memory_ratio(built["masked"]),
     }
 
 
-def main():
+def time_masking_ops(repeats: int, seed: int, iterations: int = 200) -> dict:
+    """CPU microseconds per LeNet-300-100 step spent in masking alone (TF).
+
+    Each formulation runs forward and backward over the three kernels (784x300,
+    300x100, 100x10; half the mask false) ``iterations`` times inside one
+    ``tf.function``; ``extra_us`` is the median excess over the identity.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    shapes = [(784, 300), (300, 100), (100, 10)]
+    kernels = [tf.Variable(rng.normal(size=s).astype("float32")) for s in shapes]
+    bool_masks = [tf.Variable(rng.random(s) > 0.5) for s in shapes]
+    float_masks = [tf.Variable(tf.cast(m, "float32")) for m in bool_masks]
+    upstream = [tf.constant(rng.normal(size=s).astype("float32")) for s in shapes]
+
+    def gradient_times(mask):
+        @tf.custom_gradient
+        def identity(value):
+            return tf.identity(value), lambda g: g * tf.cast(mask, g.dtype)
+
+        return identity
+
+    formulations = {
+        "identity (no mask)": lambda k, m, f: tf.identity(k),
+        "where(mask, kernel, 0) [previous]": lambda k, m, f: tf.where(
+            m, k, tf.zeros((), k.dtype)
+        ),
+        "kernel * cast(mask)": lambda k, m, f: k * tf.cast(m, k.dtype),
+        "kernel * float32 mask": lambda k, m, f: k * f,
+        "custom gradient, bool mask [shipped]": lambda k, m, f: gradient_times(m)(k),
+        "custom gradient, float32 mask": lambda k, m, f: gradient_times(f)(k),
+    }
+
+    def compiled(fn):
+        @tf.function
+        def run():
+            total = tf.constant(0.0)
+            for _ in tf.range(iterations):
+                with tf.GradientTape() as tape:
+                    outs = [
+                        fn(k, m, f)
+                        for k, m, f in zip(
+                            kernels, bool_masks, float_masks, strict=True
+                        )
+                    ]
+                grads = tape.gradient(outs, kernels, output_gradients=upstream)
+                total += tf.add_n(
+                    [o[0, 0] + g[0, 0] for o, g in zip(outs, grads, strict=True)]
+                )
+            return total
+
+        return run
+
+    runs = {name: compiled(fn) for name, fn in formulations.items()}
+    for run in runs.values():
+        run()  # trace
+
+    def timed(run):
+        def go():
+            run().numpy()
+            return iterations
+
+        return go
+
+    times = _harness.interleaved(
+        {name: timed(run) for name, run in runs.items()}, repeats, seed=seed
+    )
+    base = times["identity (no mask)"]["cpu"]
+    return {
+        name: {
+            "cpu_us": round(1e6 * statistics.median(t["cpu"]), 1),
+            "extra_us": round(
+                1e6
+                * statistics.median(a - b for a, b in zip(t["cpu"], base, strict=True)),
+                1,
+            ),
+        }
+        for name, t in times.items()
+    }
+
+
+# ------------------------------------------------------------------ main
+
+
+def print_results(results) -> None:
+    for r in results["models"]:
+        print(
+            f"\n{r['model']} (batch {r['batch']}, {r['optimizer']}; "
+            f"{r['repeats']} repeats of {r['steps_per_repeat']} steps; "
+            f"load {r['load_average']['before']} -> {r['load_average']['after']})"
+        )
+        print(
+            f"  {'variant':<16}{'wall ms':>9}{'ratio':>8}{'cpu ms':>9}{'cpu ratio':>11}"
+        )
+        for name, entry in r["ms_per_step"].items():
+            wall, cpu = entry["wall"], entry["cpu"]
+            print(
+                f"  {name:<16}{wall['median']:>9.3f}"
+                f"{wall['ratio_paired_median']:>8.3f}{cpu['median']:>9.3f}"
+                f"{cpu['ratio_paired_median']:>11.3f}"
+            )
+        print(
+            f"  masked/plain = {r['ratio']:.3f} wall, {r['ratio_cpu']:.3f} CPU "
+            f"(goal <= {GOAL}); plain_repeat/plain = {r['noise_ratio']:.3f} wall, "
+            f"{r['noise_ratio_cpu']:.3f} CPU; mask bytes / kernel bytes = "
+            f"{r['mask_bytes_over_kernel_bytes']:.2f}"
+        )
+    if results.get("masking_ops_us"):
+        print("\nmasking alone, LeNet-300-100 kernels, CPU us per step (TF):")
+        for name, entry in results["masking_ops_us"].items():
+            print(f"  {name:<40}{entry['cpu_us']:>8.1f}{entry['extra_us']:>+9.1f}")
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument(
         "--models", nargs="+", default=list(SETUPS), choices=list(SETUPS)
     )
-    parser.add_argument("--json", help="also write the results to this file")
-    args = parser.parse_args()
-    results = [time_setup(key, args.repeats) for key in args.models]
-    print(
-        f"backend={keras.backend.backend()} keras={keras.__version__} "
-        f"cpu_count={os.cpu_count()} machine={platform.machine()} "
-        f"repeats={args.repeats}"
+    parser.add_argument(
+        "--resnet-repeats", type=int, help="repeats for ResNet-20 (default: --repeats)"
     )
-    print(
-        f"{'model':<18}{'plain ms':>10}{'bool ms':>10}{'f32 ms':>10}"
-        f"{'bool/plain':>12}{'f32/plain':>11}{'mask/kernel':>13}"
+    parser.add_argument("--threads", type=int, help="TF intra/inter-op threads")
+    parser.add_argument("--ops", action="store_true", help="also time masking alone")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="write the results to this file")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    tf_version = _configure_threads(args.threads)
+    info = _harness.machine_info(
+        keras=keras.__version__,
+        backend=keras.backend.backend(),
+        tensorflow=tf_version,
+        threads=args.threads or "default",
     )
-    for r in results:
-        ms = r["ms_per_step"]
-        print(
-            f"{r['model']:<18}{ms['plain']:>10.2f}{ms['masked_bool']:>10.2f}"
-            f"{ms['masked_float32']:>10.2f}{r['ratio_masked_bool']:>12.3f}"
-            f"{r['ratio_masked_float32']:>11.3f}"
-            f"{r['mask_bytes_over_kernel_bytes']['bool']:>13.2f}"
-        )
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+    _harness.header("masked_overhead", info)
+    models_out = []
+    for key in args.models:
+        repeats = args.repeats
+        if key == "resnet20" and args.resnet_repeats:
+            repeats = args.resnet_repeats
+        models_out.append(time_setup(key, repeats, args.seed))
+    results = {"benchmark": "masked_overhead", "info": info, "models": models_out}
+    if args.ops and keras.backend.backend() == "tensorflow":
+        results["masking_ops_us"] = time_masking_ops(args.repeats, args.seed)
+    print_results(results)
+    _harness.write_json(args.json, results)
+
+
+def _configure_threads(threads):
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    return tf.__version__
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def _bake(source, target) -> None:
             dst.assign(copy_of(src))
         return
     target_vars = list(target.weights)
-    target_vars[0].assign(copy_of(source.kernel))  # the masked kernel
+    kernel = ops.convert_to_numpy(source.raw_kernel)
+    target_vars[0].assign(np.where(source.get_mask(), kernel, 0).astype(kernel.dtype))
     if getattr(source, "bias", None) is not None:
         target_vars[1].assign(copy_of(source.bias))
 

@@ -33,6 +33,19 @@ def test_strip_masks_gives_plain_layers_and_equal_outputs(rng):
     assert np.all(kernel[~mask] == 0)
 
 
+@pytest.mark.backend_neutral
+def test_strip_masks_bakes_the_mask_even_over_stale_stored_values(rng):
+    model = _pruned_convnet()
+    layer = model.get_layer("conv2")
+    mask = layer.get_mask()
+    stale = rng.normal(size=mask.shape).astype("float32")
+    layer.raw_kernel.assign(stale)  # bypasses set_mask: pruned entries non-zero
+    kernel = keras.ops.convert_to_numpy(
+        export.strip_masks(model).get_layer("conv2").kernel
+    )
+    np.testing.assert_array_equal(kernel, stale * mask)
+
+
 @tensorflow_only
 def test_saved_model_serving_output_matches_predict(tmp_path, rng):
     import tensorflow as tf

@@ -14,6 +14,7 @@ from keras_lottery.layers import (
     MaskedDense,
     MaskedDepthwiseConv2D,
 )
+from keras_lottery.layers import masked as masked_module
 from tests.conftest import tensorflow_only
 from tests.helpers import classification_data, mlp
 
@@ -73,6 +74,74 @@ def test_forward_uses_kernel_times_mask(cls, plain_cls, kwargs, shape, rng):
     stored = keras.ops.convert_to_numpy(layer.raw_kernel)
     assert np.all(stored[~mask] == 0)
     np.testing.assert_array_equal(stored[mask], kernel[mask])
+
+
+@pytest.mark.parametrize("custom_gradient", [True, False], ids=["custom", "where"])
+@pytest.mark.parametrize("cls,plain_cls,kwargs,shape", CASES, ids=IDS)
+def test_gradient_is_the_plain_gradient_times_mask(
+    cls, plain_cls, kwargs, shape, custom_gradient, rng, monkeypatch
+):
+    # One plain-SGD step (lr 1) moves each weight by minus its gradient: pruned
+    # entries must not move at all, survivors exactly as in the plain layer
+    # holding kernel * mask. Both formulations of masked_gradient are covered.
+    if not custom_gradient:
+        monkeypatch.setattr(masked_module, "CUSTOM_GRADIENT_BACKENDS", ())
+    layer = _built(cls, kwargs, shape)
+    plain = _built(plain_cls, kwargs, shape)
+    mask = rng.random(tuple(layer.raw_kernel.shape)) > 0.4
+    kernel = rng.normal(size=mask.shape).astype("float32")
+    layer.raw_kernel.assign(kernel)
+    layer.set_mask(mask)
+    plain.set_weights([kernel * mask, keras.ops.convert_to_numpy(layer.bias)])
+    x = rng.normal(size=shape).astype("float32")
+    y = rng.normal(size=(shape[0],) + tuple(layer(x).shape[1:])).astype("float32")
+    moved = {}
+    for name, lyr in (("masked", layer), ("plain", plain)):
+        model = keras.Sequential([keras.Input(shape[1:]), lyr])
+        model.compile(keras.optimizers.SGD(1.0), "mse")
+        start = keras.ops.convert_to_numpy(lyr.weights[0]).copy()
+        model.train_on_batch(x, y)
+        moved[name] = keras.ops.convert_to_numpy(lyr.weights[0]) - start
+    assert np.all(moved["masked"][~mask] == 0)
+    assert np.any(moved["plain"][~mask] != 0)  # the plain gradient is not zero there
+    np.testing.assert_allclose(
+        moved["masked"][mask], moved["plain"][mask], rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("custom_gradient", [True, False], ids=["custom", "where"])
+def test_masked_gradient_forward_is_the_masked_kernel(custom_gradient, monkeypatch):
+    if not custom_gradient:
+        monkeypatch.setattr(masked_module, "CUSTOM_GRADIENT_BACKENDS", ())
+    kernel = np.array([[1.0, 0.0], [3.0, 4.0]], dtype="float32")
+    mask = np.array([[True, False], [True, True]])
+    out = masked_module.masked_gradient(keras.ops.convert_to_tensor(kernel), mask)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), kernel * mask)
+
+
+def test_loading_a_file_with_stale_pruned_values_zeroes_them(tmp_path, rng):
+    # The forward pass reads the stored kernel, so loading must restore the
+    # invariant "pruned entries are exactly zero" even for a file that breaks it.
+    model = keras.Sequential([keras.Input((6,)), MaskedDense(5, name="masked")])
+    layer = model.get_layer("masked")
+    mask = rng.random((6, 5)) > 0.5
+    layer.set_mask(mask)
+    stale = rng.normal(size=(6, 5)).astype("float32")
+    layer.raw_kernel.assign(stale)  # bypasses set_mask: pruned entries non-zero
+    path = str(tmp_path / "stale.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path).get_layer("masked")
+    kernel = keras.ops.convert_to_numpy(loaded.raw_kernel)
+    assert np.all(kernel[~mask] == 0)
+    np.testing.assert_array_equal(kernel[mask], stale[mask])
+    x = rng.normal(size=(3, 6)).astype("float32")
+    bias = keras.ops.convert_to_numpy(loaded.bias)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded(x)),
+        x @ (stale * mask) + bias,
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("cls,plain_cls,kwargs,shape", CASES, ids=IDS)
