@@ -2,18 +2,19 @@
 
 Each class subclasses the Keras layer it is named after, takes exactly the same
 constructor arguments, and adds one non-trainable boolean variable, ``mask``,
-created in ``build`` with the kernel's shape. The stored kernel holds exact
-zeros at pruned positions: every write of a mask (``set_mask``,
-``pruning.set_masks``, ``rewind.restore_state``, ``Ticket.apply``, loading a
-file) zeroes them. The forward pass therefore reads the stored kernel as it is,
-and the backward pass multiplies the kernel's gradient by the mask, so pruned
-entries receive a zero gradient and stay exactly zero under any standard
-optimizer whose state for those entries is zero (``pruning.set_masks`` clears
-that state). On backends without ``keras.ops.custom_gradient`` support the
-forward pass masks the kernel with ``where`` instead.
+created in ``build`` with the kernel's shape. The forward pass uses
+``kernel * mask`` (``where(mask, kernel, 0)``), so pruned entries receive a zero
+gradient and the output never depends on what the stored kernel holds at pruned
+positions. Every write of a mask (``set_mask``, ``pruning.set_masks``,
+``rewind.restore_state``, ``Ticket.apply``, loading a file) also zeroes those
+entries of the stored kernel, which together with a zero gradient keeps them
+exactly zero under any standard optimizer whose state for them is zero
+(``pruning.set_masks`` clears that state), so magnitude pruning never sees
+stale values.
 
 The mask is stored as ``bool`` (one byte per weight, 25% of a float32 kernel);
-``benchmarks/masked_overhead.py`` measures what masking costs per training step.
+``benchmarks/masked_overhead.py`` measures what masking costs per training step,
+against other formulations.
 
 Example:
 
@@ -39,8 +40,7 @@ class MaskedLayerMixin:
     The parent's ``build`` creates the raw kernel as ``self._kernel`` (Dense and
     Conv do so already; DepthwiseConv assigns ``self.kernel``, which the setter
     below redirects). The ``kernel`` property, which every parent ``call``
-    reads, returns the stored kernel (zero at pruned positions) with a gradient
-    masked by ``mask`` (``masked_gradient``).
+    reads, returns the masked kernel.
     """
 
     #: Storage dtype of the mask; ``bool`` costs 1 byte per weight.
@@ -74,7 +74,10 @@ class MaskedLayerMixin:
         mask = getattr(self, "mask", None)
         if mask is None:  # during the parent's build
             return kernel
-        return masked_gradient(kernel, ops.convert_to_tensor(mask))
+        if mask.dtype == "bool":
+            mask = ops.convert_to_tensor(mask)
+            return ops.where(mask, kernel, ops.zeros((), kernel.dtype))
+        return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
 
     @kernel.setter
     def kernel(self, value):
@@ -139,45 +142,11 @@ class MaskedLayerMixin:
             )
         for i, variable in enumerate(variables):
             variable.assign(store[str(i)])
-        # The forward pass reads the stored kernel: make sure a file whose kernel
-        # holds stale values at pruned positions cannot bring them back.
+        # A file whose kernel holds stale values at pruned positions must not
+        # bring them back into the stored kernel (magnitude pruning reads it).
         self._kernel.assign(
             ops.multiply(self._kernel, ops.cast(self.mask, self._kernel.dtype))
         )
-
-
-#: Backends on which ``keras.ops.custom_gradient`` works inside ``model.fit``.
-CUSTOM_GRADIENT_BACKENDS = ("tensorflow", "jax")
-
-
-def masked_gradient(kernel, mask):
-    """``kernel`` in the forward pass; its gradient times ``mask`` backward.
-
-    For a stored kernel that already holds zeros where ``mask`` is false this
-    equals ``where(mask, kernel, 0)`` in value and gradient, without the
-    forward-pass select (the element-wise masking of the forward pass is about
-    half the cost of masking; ``benchmarks/masked_overhead.py``). On backends
-    without custom-gradient support it is ``where(mask, kernel, 0)``.
-
-    Example:
-
-    >>> kernel = keras.Variable([[1.0, 0.0], [3.0, 4.0]])
-    >>> mask = np.array([[True, False], [True, True]])
-    >>> masked_gradient(kernel.value, mask)  # forward: the kernel itself
-    """
-    if keras.backend.backend() not in CUSTOM_GRADIENT_BACKENDS:
-        return ops.where(ops.cast(mask, "bool"), kernel, ops.zeros((), kernel.dtype))
-
-    @ops.custom_gradient
-    def identity_with_masked_gradient(value):
-        def grad(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            return ops.multiply(upstream, ops.cast(mask, upstream.dtype))
-
-        return value, grad
-
-    return identity_with_masked_gradient(kernel)
 
 
 def validate_mask(mask, shape: tuple, layer_name: str) -> np.ndarray:
