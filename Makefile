@@ -17,14 +17,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/keras-lottery demo --out demo_runs
 
-test: lint test-tf test-jax
+# The TensorFlow suite and the backend-neutral tests on JAX run side by side: each
+# is mostly single-threaded (Python, tracing, XLA compiles), so together they use
+# both cores; each suite's output is printed when it finishes.
+test: lint
+	$(MAKE) --no-print-directory --output-sync=target -j2 test-tf test-jax
+
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-tf: $(STAMP)
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q
+	KERAS_BACKEND=tensorflow $(PYTEST) --basetemp=.pytest-tmp/tensorflow
 
-# The backend-neutral tests (layers, pruning, ...) again on JAX.
+# The backend-neutral tests (layers, pruning, CS, stability, ...) again on JAX.
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m backend_neutral
+	KERAS_BACKEND=jax $(PYTEST) --basetemp=.pytest-tmp/jax -m backend_neutral
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -60,4 +66,4 @@ bench-tfmot: $(TFMOT_STAMP)
 		--json $(BENCH_OUT)/tfmot_overhead.json --compare $(BENCH_OUT)/masked_overhead.json
 
 clean:
-	rm -rf $(VENV) $(VENV_TFMOT) demo_runs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VENV_TFMOT) demo_runs .pytest_cache .pytest-tmp .ruff_cache *.egg-info

@@ -3,7 +3,8 @@
 IMP, Continuous Sparsification and any other search produce a :class:`Ticket`;
 depth transfer, retraining recipes and export consume one.
 
-File format (``.ticket.npz``, a zip written with ``numpy.savez_compressed``):
+File format (``.ticket.npz``, a zip written with ``numpy.savez``; files written
+compressed by earlier versions load the same way):
 
 - ``metadata``: UTF-8 JSON (as a uint8 array) with ``format_version``, the masked
   layers (``name``, ``class``, ``shape``) in model order, the variables
@@ -190,7 +191,9 @@ class Ticket:
         for j, value in enumerate(self.weights):
             arrays[f"weight_{j}"] = value
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        # Uncompressed: zlib saves ~7% on float weights but costs ~100x the time
+        # (it dominated IMP's per-round bookkeeping; benchmarks/imp_bookkeeping.py).
+        np.savez(buffer, **arrays)
         atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
