@@ -12,8 +12,6 @@ from keras_lottery.recipes import Recipe
 from keras_lottery.ticket import Ticket
 from tests.conftest import write_tiny_config
 
-pytestmark = pytest.mark.backend_neutral
-
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
@@ -67,6 +65,7 @@ def test_instability_cli_writes_results_and_reruns_without_training(
     assert first.endswith(" pp") and dense.endswith("-")  # round 1 analyzed only
 
 
+@pytest.mark.backend_neutral
 def test_instability_errors_exit_2(run_dir, capsys):
     assert cli.main(["instability", str(run_dir), "--round", "7"]) == 2
     assert "finished rounds: [0, 1]" in capsys.readouterr().err
@@ -78,6 +77,7 @@ def test_instability_errors_exit_2(run_dir, capsys):
     assert "Only stability.* settings" in capsys.readouterr().err
 
 
+@pytest.mark.backend_neutral
 def test_control_models_keep_what_they_should(run_dir):
     ticket = Ticket.load(run_dir / "round_001" / "ticket.npz")
     recipe = Recipe(load_config(run_dir / "config.yaml"))

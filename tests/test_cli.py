@@ -8,7 +8,6 @@ from keras_lottery import cli, models
 from keras_lottery.ticket import Ticket
 
 
-@pytest.mark.backend_neutral
 def test_run_report_and_idempotent_rerun(tiny_config, tmp_path, capsys):
     out = tmp_path / "runs"
     assert cli.main(["run", str(tiny_config), "--out", str(out)]) == 0
@@ -37,7 +36,6 @@ def test_run_report_and_idempotent_rerun(tiny_config, tmp_path, capsys):
     assert table[0].split()[:3] == ["round", "remaining", "ticket"] and len(table) == 4
 
 
-@pytest.mark.backend_neutral
 def test_overrides_change_the_run_folder(tiny_config, tmp_path, capsys):
     assert cli.main(["run", str(tiny_config), "--print-config"]) == 0
     first = capsys.readouterr().out.splitlines()[-1]
@@ -46,7 +44,6 @@ def test_overrides_change_the_run_folder(tiny_config, tmp_path, capsys):
     assert first != second and "run folder" in first
 
 
-@pytest.mark.backend_neutral
 def test_config_errors_exit_2_with_a_message(tiny_config, capsys):
     assert cli.main(["run", str(tiny_config), "--set", "pruning.fractoin=0.3"]) == 2
     err = capsys.readouterr().err
@@ -55,7 +52,6 @@ def test_config_errors_exit_2_with_a_message(tiny_config, capsys):
     assert "Unknown model" in capsys.readouterr().err
 
 
-@pytest.mark.backend_neutral
 def test_run_with_augmentation_and_normalization(tiny_config, tmp_path):
     out = tmp_path / "runs"
     overrides = ["data.augment=flip", "data.normalize=true", "pruning.rounds=1"]

@@ -10,8 +10,6 @@ from keras_lottery.config import load_config
 from keras_lottery.rewind_sweep import parse_rewinds, sweep_name, with_rewind
 from tests.conftest import write_tiny_config
 
-pytestmark = pytest.mark.backend_neutral
-
 
 def _without_times(value):
     if isinstance(value, dict):
@@ -103,6 +101,7 @@ def test_rewind_sweep_cli_end_to_end(tmp_path, capsys):
     assert json.loads((folder / "sweep.json").read_text())["rows"] == rows
 
 
+@pytest.mark.backend_neutral
 def test_sweep_arguments_are_checked(tmp_path, capsys):
     config = write_tiny_config(tmp_path)
     args = ["rewind-sweep", str(config), "--rewinds", "0,2it", "--round", "5"]
@@ -133,6 +132,7 @@ def _fake_row(rewind, barrier, dense=None):
     }
 
 
+@pytest.mark.backend_neutral
 def test_sweep_table_and_plots_show_the_dense_network_when_measured(tmp_path):
     from keras_lottery import plots
     from keras_lottery.rewind_sweep import format_sweep_table

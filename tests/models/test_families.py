@@ -4,7 +4,8 @@ import pytest
 
 from keras_lottery import models
 
-pytestmark = pytest.mark.backend_neutral
+# Topology and argument checks: Python-level, the same on every backend (the
+# training step of every family runs on JAX too, in test_zoo.py).
 
 
 def _spatial(model, layer):
