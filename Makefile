@@ -26,10 +26,12 @@ test: lint
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-tf: $(STAMP)
+	mkdir -p .pytest-tmp
 	KERAS_BACKEND=tensorflow $(PYTEST) --basetemp=.pytest-tmp/tensorflow
 
 # The backend-neutral tests (layers, pruning, CS, stability, ...) again on JAX.
 test-jax: $(STAMP)
+	mkdir -p .pytest-tmp
 	KERAS_BACKEND=jax $(PYTEST) --basetemp=.pytest-tmp/jax -m backend_neutral
 
 lint: $(STAMP)

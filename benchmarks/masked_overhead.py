@@ -7,13 +7,14 @@ pruned by magnitude) and derives every variant from it, with identical weights:
 - ``plain``: the plain-Keras twin (``export.strip_masks``), the baseline;
 - ``plain_repeat``: a second plain twin, timed like the others: its ratio to
   ``plain`` is the noise floor of this run;
-- ``masked``: keras_lottery's masked layers as shipped, ``where(mask, kernel, 0)``
-  in the forward pass (and its select gradient backward);
+- ``masked``: keras_lottery's masked layers as shipped, ``kernel * cast(mask)``
+  in the forward pass (and the gradient times the mask backward);
+- ``masked_where``: ``where(mask, kernel, 0)`` in the forward pass (and its
+  select gradient backward), the formulation shipped before;
 - ``masked_custom_gradient``: an alternative measured here, not shipped: the
   stored kernel in the forward pass (it holds zeros at pruned positions as long
   as nothing writes it behind the mask's back) and the gradient times the mask
   backward (``keras.ops.custom_gradient``);
-- ``masked_multiply``: ``kernel * cast(mask)`` in the forward pass (LeNet only).
 
 Each repeat times one ``model.fit`` epoch of a fixed number of steps for every
 variant, in a shuffled order, after a garbage collection (``_harness.py``). The
@@ -59,7 +60,7 @@ SETUPS = {
         steps=100,
         optimizer=lambda: keras.optimizers.Adam(1.2e-3),
         optimizer_name="Adam(1.2e-3)",
-        formulations=("masked_custom_gradient", "masked_multiply"),
+        formulations=("masked_where", "masked_custom_gradient"),
     ),
     "resnet20": dict(
         name="cifar_resnet_20",
@@ -68,7 +69,7 @@ SETUPS = {
         steps=6,
         optimizer=lambda: keras.optimizers.SGD(0.1, momentum=0.9),
         optimizer_name="SGD(0.1, momentum=0.9)",
-        formulations=("masked_custom_gradient",),
+        formulations=("masked_where", "masked_custom_gradient"),
     ),
 }
 
@@ -97,12 +98,12 @@ def _custom_gradient_kernel(self):
     return identity_with_masked_gradient(kernel)
 
 
-def _multiply_kernel(self):
+def _where_kernel(self):
     kernel = ops.convert_to_tensor(self._kernel)
     mask = getattr(self, "mask", None)
     if mask is None:
         return kernel
-    return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
+    return ops.where(ops.convert_to_tensor(mask), kernel, ops.zeros((), kernel.dtype))
 
 
 def twin_classes(kernel_fn, prefix: str) -> dict:
@@ -121,7 +122,7 @@ def twin_classes(kernel_fn, prefix: str) -> dict:
 
 FORMULATIONS = {
     "masked_custom_gradient": twin_classes(_custom_gradient_kernel, "Gradient"),
-    "masked_multiply": twin_classes(_multiply_kernel, "Multiply"),
+    "masked_where": twin_classes(_where_kernel, "Where"),
 }
 
 
@@ -234,10 +235,8 @@ def time_masking_ops(repeats: int, seed: int, iterations: int = 200) -> dict:
 
     formulations = {
         "identity (no mask)": lambda k, m, f: tf.identity(k),
-        "where(mask, kernel, 0) [shipped]": lambda k, m, f: tf.where(
-            m, k, tf.zeros((), k.dtype)
-        ),
-        "kernel * cast(mask)": lambda k, m, f: k * tf.cast(m, k.dtype),
+        "where(mask, kernel, 0)": lambda k, m, f: tf.where(m, k, tf.zeros((), k.dtype)),
+        "kernel * cast(mask) [shipped]": lambda k, m, f: k * tf.cast(m, k.dtype),
         "kernel * float32 mask": lambda k, m, f: k * f,
         "custom gradient, bool mask": lambda k, m, f: gradient_times(m)(k),
         "custom gradient, float32 mask": lambda k, m, f: gradient_times(f)(k),

@@ -73,7 +73,7 @@ def test_masked_overhead_times_every_formulation(bench, tmp_path):
         "plain",
         "plain_repeat",
         "masked",
+        "masked_where",
         "masked_custom_gradient",
-        "masked_multiply",
     }
     assert lenet["mask_bytes_over_kernel_bytes"] == 0.25

@@ -3,9 +3,9 @@
 Each class subclasses the Keras layer it is named after, takes exactly the same
 constructor arguments, and adds one non-trainable boolean variable, ``mask``,
 created in ``build`` with the kernel's shape. The forward pass uses
-``kernel * mask`` (``where(mask, kernel, 0)``), so pruned entries receive a zero
-gradient and the output never depends on what the stored kernel holds at pruned
-positions. Every write of a mask (``set_mask``, ``pruning.set_masks``,
+``kernel * cast(mask)``, so pruned entries receive a zero gradient and the output
+never depends on what the stored kernel holds at pruned positions (as long as
+it is finite). Every write of a mask (``set_mask``, ``pruning.set_masks``,
 ``rewind.restore_state``, ``Ticket.apply``, loading a file) also zeroes those
 entries of the stored kernel, which together with a zero gradient keeps them
 exactly zero under any standard optimizer whose state for them is zero
@@ -74,9 +74,8 @@ class MaskedLayerMixin:
         mask = getattr(self, "mask", None)
         if mask is None:  # during the parent's build
             return kernel
-        if mask.dtype == "bool":
-            mask = ops.convert_to_tensor(mask)
-            return ops.where(mask, kernel, ops.zeros((), kernel.dtype))
+        # A multiply costs ~25% less than where(mask, kernel, 0), forward and
+        # backward (benchmarks/masked_overhead.py --ops).
         return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
 
     @kernel.setter
@@ -95,9 +94,7 @@ class MaskedLayerMixin:
         mask has the wrong shape or values other than 0 and 1."""
         mask = validate_mask(mask, tuple(self._kernel.shape), self.name)
         self.mask.assign(ops.cast(mask, self.mask.dtype))
-        self._kernel.assign(
-            ops.multiply(self._kernel, ops.cast(mask, self._kernel.dtype))
-        )
+        self._kernel.assign(_zero_pruned(self._kernel, mask))
 
     def get_mask(self) -> np.ndarray:
         """The current mask as a numpy bool array."""
@@ -144,9 +141,15 @@ class MaskedLayerMixin:
             variable.assign(store[str(i)])
         # A file whose kernel holds stale values at pruned positions must not
         # bring them back into the stored kernel (magnitude pruning reads it).
-        self._kernel.assign(
-            ops.multiply(self._kernel, ops.cast(self.mask, self._kernel.dtype))
-        )
+        self._kernel.assign(_zero_pruned(self._kernel, self.mask))
+
+
+def _zero_pruned(kernel, mask):
+    """``kernel`` with exact zeros where ``mask`` is false (non-finite values
+    included, which a multiply would keep)."""
+    kernel = ops.convert_to_tensor(kernel)
+    mask = ops.cast(ops.convert_to_tensor(mask), "bool")
+    return ops.where(mask, kernel, ops.zeros((), kernel.dtype))
 
 
 def validate_mask(mask, shape: tuple, layer_name: str) -> np.ndarray:
