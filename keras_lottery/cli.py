@@ -1,11 +1,12 @@
-"""Command line: ``keras-lottery {run, sweep, report, demo, instability, branch,
-rewind-sweep}``.
+"""Command line: ``keras-lottery {run, sweep, report, compare, demo, instability,
+branch, rewind-sweep}``.
 
 keras-lottery run configs/lenet_mnist.yaml --set pruning.rounds=3 --out runs
 keras-lottery run configs/cs_resnet20_cifar10.yaml --set data.path=cifar10.npz
 keras-lottery sweep configs/cs_resnet20_cifar10.yaml \
     --grid 'cs.mask_initial_value=[-0.1, 0.0, 0.1]' --jobs 3
 keras-lottery report runs/imp_3f2a9c1d0b7e
+keras-lottery compare runs/imp_3f2a9c1d0b7e runs/cs_9d1e2b3c4a5f --out runs/compare
 keras-lottery demo
 keras-lottery instability runs/imp_3f2a9c1d0b7e --round 3 --pairs 2
 keras-lottery branch runs/imp_3f2a9c1d0b7e --round 3 --kind shuffle_masks
@@ -90,6 +91,18 @@ def main(argv=None) -> int:
     )
     rep_p = sub.add_parser("report", help="table and plot of a run folder")
     rep_p.add_argument("run_dir")
+    cmp_p = sub.add_parser(
+        "compare",
+        help="IMP and CS runs side by side: accuracy vs. weights, epochs spent",
+    )
+    cmp_p.add_argument("run_dirs", nargs="+", metavar="run_dir")
+    cmp_p.add_argument("--out", required=True, help="folder for comparison.*")
+    cmp_p.add_argument(
+        "--label",
+        dest="labels",
+        action="append",
+        help="a name per run folder, in order (default: method and rewind point)",
+    )
     demo_p = sub.add_parser(
         "demo", help="IMP on scikit-learn's digits (offline, ~2 min)"
     )
@@ -161,6 +174,12 @@ def main(argv=None) -> int:
             from keras_lottery.report import write_report
 
             print(write_report(args.run_dir))
+            return 0
+        if args.command == "compare":
+            from keras_lottery.compare import write_comparison
+
+            print(write_comparison(args.run_dirs, args.out, args.labels))
+            print(f"\ncomparison: {args.out}/comparison.txt, comparison.png")
             return 0
         config = (
             demo_config()

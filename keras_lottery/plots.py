@@ -15,7 +15,8 @@ from keras_lottery._io import atomic_write_bytes
 _SPLITS = {"test": ("tab:blue", "-"), "train": ("tab:orange", "--")}
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot with the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,8 +25,9 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path) -> None:
-    plt = _pyplot()
+def save_figure(fig, path) -> None:
+    """Writes ``fig`` as a PNG atomically and closes it."""
+    plt = pyplot()
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
@@ -36,7 +38,7 @@ def _save(fig, path) -> None:
 def plot_instability(summary: dict, path: str, title: str | None = None) -> None:
     """Error (%) vs. interpolation coefficient: the mean over pairs per split,
     shaded from the lowest to the highest pair, with the barrier in the legend."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     pairs = len(summary["pairs"])
     for split, curve in summary["mean_curves"].items():
@@ -66,12 +68,12 @@ def plot_instability(summary: dict, path: str, title: str | None = None) -> None
     )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_sweep_accuracy(rows: list[dict], path: str) -> None:
     """Test accuracy vs. rewind point: ticket, dense, and the controls."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     x = list(range(len(rows)))
     series = [
@@ -101,12 +103,12 @@ def plot_sweep_accuracy(rows: list[dict], path: str) -> None:
     if remaining is not None:
         ax.set_title(f"{100 * remaining:.1f}% of weights remaining", fontsize=10)
     ax.legend(fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_sweep_instability(rows: list[dict], path: str, threshold: float) -> None:
     """Instability (mean ± std over pairs) vs. rewind point, per split."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     series = [("instability", "o", "subnetwork", -0.05)]
     if any(r.get("dense_instability") for r in rows):
@@ -135,12 +137,12 @@ def plot_sweep_instability(rows: list[dict], path: str, threshold: float) -> Non
     _rewind_axis(ax, rows)
     ax.set_ylabel("instability (error barrier, pp)")
     ax.legend(fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_sweep_curves(rows: list[dict], path: str) -> None:
     """Mean interpolation curves (test and train error) for every rewind point."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
     for ax, split in zip(axes, ("test", "train"), strict=True):
         for row in rows:
@@ -155,7 +157,7 @@ def plot_sweep_curves(rows: list[dict], path: str) -> None:
         ax.set_title(f"{split} error along the path (mean over pairs)", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _rewind_axis(ax, rows) -> None:
@@ -167,7 +169,7 @@ def _rewind_axis(ax, rows) -> None:
 def plot_run_instability(analyses: dict, path: str, threshold: float) -> None:
     """The analyzed rounds of one run: mean test-error curves per round (left) and
     instability vs. weights remaining (right, mean ± std over pairs)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     rounds = sorted(analyses)
     for r in rounds:
@@ -197,17 +199,25 @@ def plot_run_instability(analyses: dict, path: str, threshold: float) -> None:
             label=split,
         )
     right.axhline(100 * threshold, color="gray", linestyle=":", label="threshold")
-    right.set_xscale("log")
-    ticks = [t for t in _TICKS if min(remaining) * 0.999 <= t <= max(remaining) * 1.001]
-    right.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    right.minorticks_off()
-    right.invert_xaxis()
-    right.set_xlabel("weights remaining (%)")
+    weights_remaining_axis(right, remaining)
     right.set_ylabel("instability (error barrier, pp)")
     right.set_title(f"k = {analyses[rounds[0]].get('rewind')}", fontsize=10)
     right.grid(True, alpha=0.3)
     right.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 _TICKS = (100, 50, 25, 10, 5, 2.5, 1, 0.5, 0.25, 0.1, 0.05, 0.01)
+
+
+def weights_remaining_axis(ax, percents) -> None:
+    """A log x axis of percent weights remaining, dense networks on the left,
+    ticked at round values inside the plotted range."""
+    ax.set_xscale("log")
+    if len(percents):
+        low, high = min(percents) * 0.999, max(percents) * 1.001
+        ticks = [t for t in _TICKS if low <= t <= high]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")

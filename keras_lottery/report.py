@@ -18,13 +18,12 @@ import glob
 import json
 import os
 
-from keras_lottery._io import atomic_write_bytes, atomic_write_text
+from keras_lottery._io import atomic_write_text
 from keras_lottery.imp import _metric, format_round_table
 
 PLOT_NAME = "accuracy_vs_weights.png"
 CS_PLOT_NAME = "cs_search.png"
 INSTABILITY_PLOT = "instability_vs_weights.png"
-_TICKS = (100, 50, 25, 10, 5, 2.5, 1, 0.5, 0.25, 0.1, 0.05, 0.01)
 
 
 def load_rounds(directory: str) -> list[dict]:
@@ -116,13 +115,9 @@ def write_report(directory: str, metric: str = "accuracy") -> str:
 
 def plot(rounds: list[dict], path: str, metric: str = "accuracy") -> None:
     """Test ``metric`` vs. percent of weights remaining, one line per method."""
-    import io
+    from keras_lottery.plots import pyplot, save_figure, weights_remaining_axis
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     remaining = [100 * r["fraction_remaining"] for r in rounds]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ax.plot(
@@ -142,20 +137,11 @@ def plot(rounds: list[dict], path: str, metric: str = "accuracy") -> None:
     dense = _metric(rounds[0]["ticket"], metric)
     if dense is not None:
         ax.axhline(dense, color="gray", linestyle=":", linewidth=1, label="dense")
-    ax.set_xscale("log")
-    ticks = [t for t in _TICKS if min(remaining) * 0.999 <= t <= max(remaining) * 1.001]
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.minorticks_off()
-    ax.invert_xaxis()
-    ax.set_xlabel("weights remaining (%)")
+    weights_remaining_axis(ax, remaining)
     ax.set_ylabel(f"test {metric}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- CS
@@ -227,13 +213,9 @@ def _write_cs_report(directory: str) -> str:
 def plot_cs(search: list[dict], path: str) -> None:
     """Share of soft-masked weights with s > 0 and validation accuracy per epoch
     over the search rounds (dotted lines separate the rounds)."""
-    import io
+    from keras_lottery.plots import pyplot, save_figure
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     remaining, accuracy, bounds = [], [], []
     for record in search:
         history = record["training"]["history"]
@@ -252,8 +234,4 @@ def plot_cs(search: list[dict], path: str) -> None:
         twin.plot(range(1, len(accuracy) + 1), accuracy, "-", color="C1")
         twin.set_ylabel("validation accuracy", color="C1")
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)

@@ -34,10 +34,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from keras_lottery._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from keras_lottery._io import atomic_write_json, atomic_write_text
 from keras_lottery.config import ConfigError, RunConfig, load_config
-
-_TICKS = (100, 50, 25, 10, 5, 2.5, 1, 0.5, 0.25, 0.1)
 
 
 @dataclass(frozen=True)
@@ -356,13 +354,9 @@ def format_replicates(groups) -> str:
 def plot_replicates(groups, path: str) -> None:
     """Mean test accuracy vs. weights remaining with +-1 std bars, per group:
     the ticket (solid) and its controls (dashed)."""
-    import io
+    from keras_lottery.plots import pyplot, save_figure, weights_remaining_axis
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     xs = []
     for g, group in enumerate(groups):
@@ -392,21 +386,11 @@ def plot_replicates(groups, path: str) -> None:
                 color=f"C{(g * 3 + s_index) % 10}",
                 label=f"{prefix}{label} (n={group['seeds']})",
             )
-    ax.set_xscale("log")
-    if xs:
-        ticks = [t for t in _TICKS if min(xs) * 0.999 <= t <= max(xs) * 1.001]
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.minorticks_off()
-    ax.invert_xaxis()
-    ax.set_xlabel("weights remaining (%)")
+    weights_remaining_axis(ax, xs)
     ax.set_ylabel("test accuracy (mean ± std over seeds)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)
 
 
 def format_sweep_table(rows) -> str:
@@ -436,13 +420,9 @@ def format_sweep_table(rows) -> str:
 def plot_family(rows, path: str) -> None:
     """Test accuracy vs. weights remaining (log x): a point per CS ticket, a
     curve per IMP run."""
-    import io
+    from keras_lottery.plots import pyplot, save_figure, weights_remaining_axis
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     xs = []
     for row in rows:
@@ -454,18 +434,8 @@ def plot_family(rows, path: str) -> None:
         xs += x
         style = "o-" if len(points) > 1 else "s"
         ax.plot(x, y, style, label=row["setting"])
-    ax.set_xscale("log")
-    if xs:
-        ticks = [t for t in _TICKS if min(xs) * 0.999 <= t <= max(xs) * 1.001]
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.minorticks_off()
-    ax.invert_xaxis()
-    ax.set_xlabel("weights remaining (%)")
+    weights_remaining_axis(ax, xs)
     ax.set_ylabel("test accuracy")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)
