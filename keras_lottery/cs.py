@@ -39,7 +39,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import glob
 import json
 import math
 import os
@@ -51,7 +50,12 @@ import numpy as np
 from keras import ops
 
 from keras_lottery import pruning
-from keras_lottery._io import atomic_write_json, load_arrays, save_arrays
+from keras_lottery._io import (
+    atomic_write_json,
+    finished_phases,
+    load_arrays,
+    save_arrays,
+)
 from keras_lottery.branches import control_model
 from keras_lottery.conversion import check_graph_model, clone_with_weights, copy_of
 from keras_lottery.imp import BASELINES, EVALUATE_AT
@@ -712,9 +716,7 @@ class _Store:
         return os.path.join(self.root, f"search_{r:03d}")
 
     def finished_rounds(self) -> list[int]:
-        found = glob.glob(os.path.join(self.root, "search_*", "record.json"))
-        rounds = sorted(int(os.path.basename(os.path.dirname(p))[7:]) for p in found)
-        return [r for i, r in enumerate(rounds) if r == i]
+        return finished_phases(self.root, "search")
 
     def resume_search(self, model):
         rounds = self.finished_rounds()

@@ -31,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import glob
 import json
 import math
 import os
@@ -41,7 +40,12 @@ from dataclasses import asdict, dataclass, field
 import keras
 
 from keras_lottery import pruning
-from keras_lottery._io import atomic_write_json, load_arrays, save_arrays
+from keras_lottery._io import (
+    atomic_write_json,
+    finished_phases,
+    load_arrays,
+    save_arrays,
+)
 from keras_lottery.rewind import (
     RewindCheckpoint,
     Step,
@@ -461,11 +465,7 @@ class _Checkpoints:
         return os.path.join(self.root, f"round_{r:03d}")
 
     def finished_rounds(self) -> list[int]:
-        found = glob.glob(os.path.join(self.root, "round_*", "record.json"))
-        rounds = sorted(int(os.path.basename(os.path.dirname(p))[6:]) for p in found)
-        # Only a contiguous prefix counts (a later round without its predecessor
-        # cannot be resumed from).
-        return [r for i, r in enumerate(rounds) if r == i]
+        return finished_phases(self.root, "round")
 
     def resume(self, model):
         rounds = self.finished_rounds()
