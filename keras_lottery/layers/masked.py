@@ -31,6 +31,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_lottery.layers._variables import load_variables, save_variables
+
 PACKAGE = "keras_lottery"
 
 
@@ -121,24 +123,19 @@ class MaskedLayerMixin:
         return variables
 
     def save_own_variables(self, store):
-        if not self.built:
-            return
-        for i, variable in enumerate(self._masked_variables()):
-            store[str(i)] = variable
+        if self.built:
+            save_variables(store, self._masked_variables())
 
     def load_own_variables(self, store):
         if not self.built:
             return
-        variables = self._masked_variables()
-        if len(store.keys()) != len(variables):
-            raise ValueError(
-                f"Layer '{self.name}' expected {len(variables)} variables "
-                f"(kernel, bias if used, mask) but the saved file holds "
-                f"{len(store.keys())}. Was it saved from a plain "
-                f"{type(self).__mro__[2].__name__}?"
-            )
-        for i, variable in enumerate(variables):
-            variable.assign(store[str(i)])
+        load_variables(
+            store,
+            self._masked_variables(),
+            self.name,
+            "(kernel, bias if used, mask)",
+            f"Was it saved from a plain {type(self).__mro__[2].__name__}?",
+        )
         # A file whose kernel holds stale values at pruned positions must not
         # bring them back into the stored kernel (magnitude pruning reads it).
         self._kernel.assign(_zero_pruned(self._kernel, self.mask))

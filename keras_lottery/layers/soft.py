@@ -33,6 +33,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_lottery.layers._variables import load_variables, save_variables
+
 PACKAGE = "keras_lottery"
 
 
@@ -153,23 +155,17 @@ class SoftMaskMixin:
         return variables + [self.mask_logits, self.temperature, self.penalty]
 
     def save_own_variables(self, store):
-        if not self.built:
-            return
-        for i, variable in enumerate(self._soft_variables()):
-            store[str(i)] = variable
+        if self.built:
+            save_variables(store, self._soft_variables())
 
     def load_own_variables(self, store):
-        if not self.built:
-            return
-        variables = self._soft_variables()
-        if len(store.keys()) != len(variables):
-            raise ValueError(
-                f"Layer '{self.name}' expected {len(variables)} variables (kernel, "
-                "bias if used, mask logits, temperature, penalty) but the saved file "
-                f"holds {len(store.keys())}."
+        if self.built:
+            load_variables(
+                store,
+                self._soft_variables(),
+                self.name,
+                "(kernel, bias if used, mask logits, temperature, penalty)",
             )
-        for i, variable in enumerate(variables):
-            variable.assign(store[str(i)])
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
