@@ -177,7 +177,8 @@ def _run_setting(config_path, overrides, setting, directory, index, jobs, verbos
 def collect(settings) -> list[dict]:
     """One row per setting: the run folder and, once finished, its points
     (weights remaining, test accuracy of the ticket and of each control) and
-    epochs."""
+    epochs. Controls trained later with ``keras-lottery branch`` join their
+    round's controls (named as in :func:`keras_lottery.report.with_branches`)."""
     rows = []
     for setting in settings:
         row = {
@@ -193,13 +194,14 @@ def collect(settings) -> list[dict]:
         if os.path.exists(path):
             with open(path) as handle:
                 result = json.load(handle)
-            row.update(_points(result))
+            row.update(_points(result, setting.run_dir))
         rows.append(row)
     return rows
 
 
-def _points(result: dict) -> dict:
+def _points(result: dict, run_dir: str) -> dict:
     from keras_lottery.imp import _metric
+    from keras_lottery.report import with_branches
 
     if result.get("method") == "cs":
         ticket = result["ticket"]
@@ -219,7 +221,7 @@ def _points(result: dict) -> dict:
                 }
             ],
         }
-    rounds = result["rounds"]
+    rounds = with_branches(run_dir, result["rounds"])
     return {
         "method": "imp",
         "epochs": sum(r["ticket"]["epochs"] for r in rounds),
@@ -307,13 +309,17 @@ def _stats(values) -> dict:
     return {"mean": mean, "std": var**0.5, "n": len(values)}
 
 
-def _mean_std(stats, scale=1.0, digits=4, suffix="") -> str:
+def _mean_std(stats, scale=1.0, digits=4, suffix="", seeds=None) -> str:
+    """``mean ± std``, with ``(n=K)`` when fewer than ``seeds`` values exist."""
     if stats["mean"] is None:
         return "-"
-    return (
+    text = (
         f"{scale * stats['mean']:.{digits}f}{suffix} ± "
         f"{scale * stats['std']:.{digits}f}{suffix}"
     )
+    if seeds is not None and stats["n"] < seeds:
+        text += f" (n={stats['n']})"
+    return text
 
 
 def format_replicates(groups) -> str:
@@ -333,7 +339,9 @@ def format_replicates(groups) -> str:
                     _mean_std(point["accuracy"]),
                 ]
                 + [
-                    _mean_std(point["controls"][c]) if c in point["controls"] else "-"
+                    _mean_std(point["controls"][c], seeds=group["seeds"])
+                    if c in point["controls"]
+                    else "-"
                     for c in controls
                 ]
             )
