@@ -64,6 +64,12 @@ def main(argv=None) -> int:
     )
     run_p.add_argument("--out", default="runs", help="root folder of run folders")
     run_p.add_argument(
+        "--from-search",
+        metavar="CS_RUN",
+        help="CS: start from this finished CS run's search (same config up to "
+        "cs.target_sparsity, cs.mode, baselines) and train only the ticket",
+    )
+    run_p.add_argument(
         "--print-config",
         action="store_true",
         help="print the resolved config and its run folder, then exit",
@@ -195,8 +201,12 @@ def main(argv=None) -> int:
             is_cs_run,
             write_report,
         )
-        from keras_lottery.runner import run
+        from keras_lottery.runner import run, seed_cs_search
 
+        if getattr(args, "from_search", None) and seed_cs_search(
+            args.from_search, config, args.out
+        ):
+            print(f"[keras_lottery] search rounds copied from {args.from_search}")
         directory = run(config, out=args.out)
         plot = CS_PLOT_NAME if is_cs_run(directory) else PLOT_NAME
         print(

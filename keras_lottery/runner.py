@@ -15,6 +15,9 @@ IMP runs that differ only in ``pruning.rewind`` share their dense round 0 (it do
 not depend on the rewind point): ``run(config, extra_rewinds=[...])`` also
 saves the state at those points, and :func:`seed_dense_round` starts another
 run's folder from it, so the dense network is trained once for a rewind sweep.
+Likewise, CS runs that differ only in how the search's logits become a ticket
+(``cs.target_sparsity``, ``cs.mode``, ``baselines``) share the search:
+:func:`seed_cs_search` copies it, so another target costs one ticket training.
 
 Re-running a finished config does nothing; an interrupted one resumes after the
 last finished round and, with the same seed, ends with the same masks.
@@ -33,7 +36,12 @@ import os
 import keras
 
 from keras_lottery import cs, models, report
-from keras_lottery._io import atomic_copy, atomic_write_json, atomic_write_text
+from keras_lottery._io import (
+    atomic_copy,
+    atomic_write_json,
+    atomic_write_text,
+    finished_phases,
+)
 from keras_lottery.config import RunConfig
 from keras_lottery.imp import EXTRA_REWINDS, IterativeMagnitudePruning
 from keras_lottery.recipes import Recipe
@@ -213,6 +221,69 @@ def seed_dense_round(donor_dir: str, config: RunConfig, out: str = "runs") -> bo
     ):
         atomic_copy(src, os.path.join(target, dst))
     return True
+
+
+#: CS fields that only change how the finished search becomes a ticket.
+TICKET_ONLY_CS_FIELDS = ("target_sparsity", "mode")
+
+
+def seed_cs_search(donor_dir: str, config: RunConfig, out: str = "runs") -> bool:
+    """Starts CS ``config``'s run folder from ``donor_dir``'s finished search.
+
+    The donor must be a CS run of the same config except ``cs.target_sparsity``,
+    ``cs.mode`` and ``baselines`` (they only act after the search) with all of
+    its ``cs.rounds`` search rounds finished. The files copied are exactly those
+    the run would write itself, so running ``config`` afterwards trains only the
+    ticket, with results identical to an unseeded run. Returns False (and
+    writes nothing) when the folder already has search rounds.
+
+    >>> seed_cs_search("runs/cs_3e9d0bb40e9e", load_config(
+    ...     "configs/cs_resnet20_cifar10.yaml", ["cs.target_sparsity=0.9"]))
+    """
+    if config.method != "cs":
+        raise ValueError(
+            f"seed_cs_search needs a CS config; got method {config.method!r}."
+        )
+    target = run_dir_for(config, out)
+    if os.path.exists(target) and finished_phases(target, "search"):
+        return False
+    donor = load_config_of(donor_dir)
+    if _search_fields(donor) != _search_fields(config):
+        raise ValueError(
+            f"{donor_dir} is not a CS run of the same config up to "
+            f"cs.{'/cs.'.join(TICKET_ONLY_CS_FIELDS)} and baselines: its search "
+            "cannot be shared."
+        )
+    rounds = finished_phases(donor_dir, "search")
+    if rounds != list(range(config.cs.rounds)):
+        raise ValueError(
+            f"{donor_dir} has finished search rounds {rounds}, not all "
+            f"{config.cs.rounds}: finish it first (keras-lottery run resumes it)."
+        )
+    os.makedirs(target, exist_ok=True)
+    atomic_write_text(os.path.join(target, "config.yaml"), config.to_yaml())
+    atomic_copy(
+        os.path.join(donor_dir, "rewind_state.npz"),
+        os.path.join(target, "rewind_state.npz"),
+    )
+    for r in rounds:
+        name = f"search_{r:03d}"
+        os.makedirs(os.path.join(target, name), exist_ok=True)
+        # record.json last: it marks the round as finished.
+        for file in ("state.npz", "optimizer.npz", "record.json"):
+            atomic_copy(
+                os.path.join(donor_dir, name, file), os.path.join(target, name, file)
+            )
+    return True
+
+
+def _search_fields(config: RunConfig) -> dict:
+    data = config.to_dict()
+    for field in TICKET_ONLY_CS_FIELDS:
+        data["cs"].pop(field)
+    for key in ("baselines", "stability"):
+        data.pop(key, None)
+    return data
 
 
 def _without_rewind(config: RunConfig) -> dict:
