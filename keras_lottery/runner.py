@@ -201,7 +201,9 @@ def seed_dense_round(donor_dir: str, config: RunConfig, out: str = "runs") -> bo
     if has_dense_round(target):
         return False
     donor = load_config_of(donor_dir)
-    if _without_rewind(donor) != _without_rewind(config):
+    if _config_without(donor, "pruning.rewind") != _config_without(
+        config, "pruning.rewind"
+    ):
         raise ValueError(
             f"{donor_dir} is not a run of the same config up to pruning.rewind: "
             "its dense round cannot be shared."
@@ -248,7 +250,8 @@ def seed_cs_search(donor_dir: str, config: RunConfig, out: str = "runs") -> bool
     if os.path.exists(target) and finished_phases(target, "search"):
         return False
     donor = load_config_of(donor_dir)
-    if _search_fields(donor) != _search_fields(config):
+    ticket_only = [f"cs.{field}" for field in TICKET_ONLY_CS_FIELDS] + ["baselines"]
+    if _config_without(donor, *ticket_only) != _config_without(config, *ticket_only):
         raise ValueError(
             f"{donor_dir} is not a CS run of the same config up to "
             f"cs.{'/cs.'.join(TICKET_ONLY_CS_FIELDS)} and baselines: its search "
@@ -277,19 +280,18 @@ def seed_cs_search(donor_dir: str, config: RunConfig, out: str = "runs") -> bool
     return True
 
 
-def _search_fields(config: RunConfig) -> dict:
-    data = config.to_dict()
-    for field in TICKET_ONLY_CS_FIELDS:
-        data["cs"].pop(field)
-    for key in ("baselines", "stability"):
-        data.pop(key, None)
-    return data
+def _config_without(config: RunConfig, *fields: str) -> dict:
+    """``config`` as a dict without ``fields`` (dotted paths) and ``stability``.
 
-
-def _without_rewind(config: RunConfig) -> dict:
+    Two runs whose dicts agree share the phases those fields do not act on.
+    """
     data = config.to_dict()
-    data["pruning"].pop("rewind")
-    data.pop("stability", None)
+    for path in (*fields, "stability"):
+        *parents, leaf = path.split(".")
+        node = data
+        for key in parents:
+            node = node[key]
+        node.pop(leaf, None)
     return data
 
 
