@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-tf test-jax lint format bench bench-tfmot clean
+.PHONY: install demo test test-tf test-jax test-slow lint format bench bench-tfmot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,13 +29,20 @@ PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-tf: $(STAMP)
 	mkdir -p .pytest-tmp
-	TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PYTEST) --basetemp=.pytest-tmp/tensorflow
+	TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PYTEST) \
+		--basetemp=.pytest-tmp/tensorflow -m "not slow"
 
 # The backend-neutral tests (layers, pruning, CS, stability, ...) again on JAX.
 test-jax: $(STAMP)
 	mkdir -p .pytest-tmp
 	XLA_FLAGS=--xla_cpu_multi_thread_eigen=false KERAS_BACKEND=jax $(PYTEST) \
-		--basetemp=.pytest-tmp/jax -m backend_neutral
+		--basetemp=.pytest-tmp/jax -m "backend_neutral and not slow"
+
+# Tests over 20 s (marked slow): ResNet-50 conversions, real-data integration.
+test-slow: $(STAMP)
+	mkdir -p .pytest-tmp
+	TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PYTEST) \
+		--basetemp=.pytest-tmp/slow -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

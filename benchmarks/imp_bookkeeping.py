@@ -68,13 +68,11 @@ import _harness  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_lottery import pruning  # noqa: E402
+from keras_lottery import IterativeMagnitudePruning, pruning  # noqa: E402
 from keras_lottery._io import atomic_write_bytes, atomic_write_json  # noqa: E402
 from keras_lottery.config import load_config  # noqa: E402
-from keras_lottery.imp import IterativeMagnitudePruning  # noqa: E402
 from keras_lottery.recipes import Recipe  # noqa: E402
 from keras_lottery.rewind import capture_state, restore_state  # noqa: E402
-from keras_lottery.runner import resolve_layers, resolve_patterns  # noqa: E402
 from keras_lottery.ticket import Ticket  # noqa: E402
 
 GOAL = 0.01
@@ -198,17 +196,9 @@ def build_run(key, args):
     keras.utils.set_random_seed(config.seed)
     model = recipe.build_model()
     recipe.compile(model)
-    p = config.pruning
-    imp = IterativeMagnitudePruning(
-        fraction=p.fraction,
-        rounds=p.rounds,
-        scope=p.scope,
-        layers=resolve_layers(model, p.layers),
-        exclude=p.exclude,
-        layer_fractions=resolve_patterns(model, p.layer_fractions),
-        rewind=p.rewind,
-        evaluate_at=p.evaluate_at,
-        seed=config.seed,
+    imp = IterativeMagnitudePruning.from_config(
+        config,
+        model,
         checkpoint_dir=os.path.join(args.scratch, f"imp_{key}"),
         verbose=0,
     )

@@ -13,10 +13,10 @@ import argparse
 
 import keras
 
-from keras_lottery import cs, models
+from keras_lottery import ContinuousSparsification, CoupledSGD, models, soften
 from keras_lottery.config import DataConfig
 from keras_lottery.data import load_dataset
-from keras_lottery.optimizers import CoupledSGD
+from keras_lottery.soft_masks import LOGITS
 
 
 def main(argv=None):
@@ -42,21 +42,20 @@ def main(argv=None):
         width=args.width,
         bn_init="ones",
     )
-    soft = cs.soften(
-        model, models.pruning_scope(model, "cs"), mask_initial_value=args.s0
-    )
+    soft = soften(model, models.pruning_scope(model, "cs"), mask_initial_value=args.s0)
     soft.compile(
         CoupledSGD(
             0.1,
             momentum=0.9,
             nesterov=True,
             coupled_weight_decay=1e-4,
-            exclude=[cs.LOGITS],
+            exclude=[LOGITS],
         ),
         "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    search = cs.ContinuousSparsification(rounds=args.rounds, rewind="1ep")
+    # No controls (the default trains random_reinit and random_prune too).
+    search = ContinuousSparsification(rounds=args.rounds, rewind="1ep", baselines=[])
     result = search.run(
         soft,
         splits.x_train,

@@ -15,10 +15,9 @@ import os
 
 import keras
 
-from keras_lottery import export, models
+from keras_lottery import IterativeMagnitudePruning, export, models
 from keras_lottery.config import DataConfig
 from keras_lottery.data import load_dataset
-from keras_lottery.imp import IterativeMagnitudePruning
 
 
 def main(argv=None):

@@ -13,7 +13,7 @@ import argparse
 import keras_tuner
 
 from keras_lottery.config import load_config
-from keras_lottery.tuning import CSHyperModel
+from keras_lottery.runs.tuning import CSHyperModel
 
 
 def main(argv=None):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import os
@@ -56,14 +55,3 @@ def load_arrays(path) -> list[np.ndarray]:
     """The list of arrays :func:`save_arrays` wrote."""
     with np.load(path, allow_pickle=False) as data:
         return [np.array(data[f"arr_{i}"]) for i in range(len(data.files))]
-
-
-def finished_phases(root, prefix: str) -> list[int]:
-    """The numbers ``N`` of the finished phase folders ``root/<prefix>_NNN``
-    (those holding ``record.json``, written last), as long as they run 0, 1, 2,
-    ... without a gap: a later phase without its predecessor cannot be resumed
-    from."""
-    found = glob.glob(os.path.join(root, f"{prefix}_*", "record.json"))
-    start = len(prefix) + 1
-    numbers = sorted(int(os.path.basename(os.path.dirname(p))[start:]) for p in found)
-    return [n for i, n in enumerate(numbers) if n == i]

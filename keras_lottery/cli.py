@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
+from keras_lottery import controls, paths
+from keras_lottery._messages import print_msg
 from keras_lottery.config import ConfigError, RunConfig, load_config
 
 
@@ -44,12 +45,30 @@ def demo_config() -> RunConfig:
 
 
 def main(argv=None) -> int:
+    """Runs one command; returns the exit status (2 for bad input, with the
+    reason on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"keras-lottery: error: {error}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
     parser = argparse.ArgumentParser(
         prog="keras-lottery",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_sweep, _add_reports, _add_branches, _add_rewind_sweep):
+        add(sub)
+    return parser
+
+
+def _add_run(sub) -> None:
     run_p = sub.add_parser(
         "run", help="run (or resume) a YAML config: IMP or Continuous Sparsification"
     )
@@ -74,6 +93,9 @@ def main(argv=None) -> int:
         action="store_true",
         help="print the resolved config and its run folder, then exit",
     )
+
+
+def _add_sweep(sub) -> None:
     sweep_p = sub.add_parser(
         "sweep",
         help="run a grid of settings of a config side by side (e.g. CS's s0) "
@@ -95,6 +117,9 @@ def main(argv=None) -> int:
     sweep_p.add_argument(
         "--jobs", type=int, default=1, help="settings run at once (processes)"
     )
+
+
+def _add_reports(sub) -> None:
     rep_p = sub.add_parser("report", help="table and plot of a run folder")
     rep_p.add_argument("run_dir")
     cmp_p = sub.add_parser(
@@ -113,6 +138,9 @@ def main(argv=None) -> int:
         "demo", help="IMP on scikit-learn's digits (offline, ~2 min)"
     )
     demo_p.add_argument("--out", default="demo_runs")
+
+
+def _add_branches(sub) -> None:
     ins_p = sub.add_parser(
         "instability",
         help="instability (linear mode connectivity) of a saved round (resumable)",
@@ -130,9 +158,12 @@ def main(argv=None) -> int:
     br_p.add_argument(
         "--kind",
         required=True,
-        choices=["random_reinit", "random_prune", "shuffle_masks"],
+        choices=controls.names(),
     )
     br_p.add_argument("--seed", type=int, default=0, help="replicate seed (default 0)")
+
+
+def _add_rewind_sweep(sub) -> None:
     sw_p = sub.add_parser(
         "rewind-sweep",
         help="IMP with several rewind points, instability and controls at one round",
@@ -154,69 +185,66 @@ def main(argv=None) -> int:
         help="train each run's dense round separately (default: once, shared)",
     )
     _stability_flags(sw_p)
-    args = parser.parse_args(argv)
 
-    try:
-        if args.command == "instability":
-            return _instability(args)
-        if args.command == "branch":
-            return _branch(args)
-        if args.command == "rewind-sweep":
-            return _rewind_sweep(args)
-        if args.command == "sweep":
-            from keras_lottery.sweep import parse_grid, run_sweep
 
-            directory = run_sweep(
-                args.config,
-                parse_grid(args.grid),
-                args.overrides,
-                out=args.out,
-                jobs=args.jobs,
-            )
-            with open(f"{directory}/sweep.txt") as handle:
-                print(f"\n{handle.read()}\nsweep folder: {directory}")
-            return 0
-        if args.command == "report":
-            from keras_lottery.report import write_report
-
-            print(write_report(args.run_dir))
-            return 0
-        if args.command == "compare":
-            from keras_lottery.compare import write_comparison
-
-            print(write_comparison(args.run_dirs, args.out, args.labels))
-            print(f"\ncomparison: {args.out}/comparison.txt, comparison.png")
-            return 0
-        config = (
-            demo_config()
-            if args.command == "demo"
-            else load_config(args.config, args.overrides)
-        )
-        if getattr(args, "print_config", False):
-            print(config.to_yaml() + f"# run folder: {args.out}/{config.hashname()}")
-            return 0
-        from keras_lottery.report import (
-            CS_PLOT_NAME,
-            PLOT_NAME,
-            is_cs_run,
-            write_report,
-        )
-        from keras_lottery.runner import run, seed_cs_search
-
-        if getattr(args, "from_search", None) and seed_cs_search(
-            args.from_search, config, args.out
-        ):
-            print(f"[keras_lottery] search rounds copied from {args.from_search}")
-        directory = run(config, out=args.out)
-        plot = CS_PLOT_NAME if is_cs_run(directory) else PLOT_NAME
-        print(
-            f"\n{write_report(directory)}\n\nrun folder: {directory}\n"
-            f"plot: {directory}/{plot}"
-        )
+def _run(args) -> int:
+    config = (
+        demo_config()
+        if args.command == "demo"
+        else load_config(args.config, args.overrides)
+    )
+    if getattr(args, "print_config", False):
+        print(config.to_yaml() + f"# run folder: {args.out}/{config.hashname()}")
         return 0
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"keras-lottery: error: {error}", file=sys.stderr)
-        return 2
+    from keras_lottery.methods import registry
+    from keras_lottery.runs.report import write_report
+    from keras_lottery.runs.runner import run
+    from keras_lottery.runs.sharing import seed_cs_search
+
+    if getattr(args, "from_search", None) and seed_cs_search(
+        args.from_search, config, args.out
+    ):
+        print_msg(f"[keras_lottery] search rounds copied from {args.from_search}")
+    directory = run(config, out=args.out)
+    plot = registry.get(config.method).plot_name
+    print(
+        f"\n{write_report(directory)}\n\nrun folder: {directory}\n"
+        f"plot: {directory}/{plot}"
+    )
+    return 0
+
+
+def _sweep(args) -> int:
+    from keras_lottery.runs.sweep import parse_grid, run_sweep
+
+    directory = run_sweep(
+        args.config,
+        parse_grid(args.grid),
+        args.overrides,
+        out=args.out,
+        jobs=args.jobs,
+    )
+    with open(paths.sweep_text(directory)) as handle:
+        print(f"\n{handle.read()}\nsweep folder: {directory}")
+    return 0
+
+
+def _report(args) -> int:
+    from keras_lottery.runs.report import write_report
+
+    print(write_report(args.run_dir))
+    return 0
+
+
+def _compare(args) -> int:
+    from keras_lottery.runs.compare import write_comparison
+
+    print(write_comparison(args.run_dirs, args.out, args.labels))
+    print(
+        f"\ncomparison: {paths.comparison(args.out, 'txt')}, "
+        f"{paths.comparison(args.out, 'png')}"
+    )
+    return 0
 
 
 def _stability_flags(parser) -> None:
@@ -247,13 +275,13 @@ def _flag_overrides(args) -> list[str]:
 
 
 def _instability(args) -> int:
-    from keras_lottery.branches import instability_dir, run_instability
-    from keras_lottery.report import write_report
-    from keras_lottery.stability import InstabilityResult
+    from keras_lottery.analysis import InstabilityResult
+    from keras_lottery.runs.branches import run_instability
+    from keras_lottery.runs.report import write_report
 
     summary = run_instability(args.run_dir, args.round, _flag_overrides(args))
     write_report(args.run_dir)  # the round table gains an instability column
-    directory = instability_dir(args.run_dir, args.round)
+    directory = paths.instability_dir(args.run_dir, args.round)
     print(
         f"\n{InstabilityResult.from_dict(summary).summary()}\n\n"
         f"results: {directory}/instability.json\nplot: {directory}/instability.png"
@@ -263,20 +291,17 @@ def _instability(args) -> int:
 
 
 def _branch(args) -> int:
-    from keras_lottery.branches import branch_dir, run_branch
-    from keras_lottery.report import write_report
+    from keras_lottery.runs.branches import run_branch
+    from keras_lottery.runs.report import write_report
 
     run_branch(args.run_dir, args.round, args.kind, seed=args.seed)
-    print(
-        f"\n{write_report(args.run_dir)}\n\n"
-        f"record: {branch_dir(args.run_dir, args.round, args.kind, args.seed)}"
-        "/record.json"
-    )
+    directory = paths.branch_dir(args.run_dir, args.round, args.kind, args.seed)
+    print(f"\n{write_report(args.run_dir)}\n\nrecord: {paths.record(directory)}")
     return 0
 
 
 def _rewind_sweep(args) -> int:
-    from keras_lottery.rewind_sweep import format_sweep_table, rewind_sweep
+    from keras_lottery.runs.rewind_sweep import format_sweep_table, rewind_sweep
 
     dense = ["stability.sweep_dense=true"] if args.dense else []
     config = load_config(args.config, _flag_overrides(args) + dense)
@@ -287,14 +312,26 @@ def _rewind_sweep(args) -> int:
         out=args.out,
         share_dense=not args.no_share_dense,
     )
-    with open(os.path.join(directory, "sweep.json")) as handle:
+    with open(paths.sweep_json(directory)) as handle:
         rows = json.load(handle)["rows"]
     print(
         f"\n{format_sweep_table(rows)}\n\nsweep folder: {directory}\nplots: "
-        "accuracy_vs_rewind.png, instability_vs_rewind.png, "
-        "interpolation_curves.png"
+        f"{paths.REWIND_ACCURACY_PLOT}, {paths.REWIND_INSTABILITY_PLOT}, "
+        f"{paths.REWIND_CURVES_PLOT}"
     )
     return 0
+
+
+COMMANDS = {
+    "run": _run,
+    "demo": _run,
+    "sweep": _sweep,
+    "report": _report,
+    "compare": _compare,
+    "instability": _instability,
+    "branch": _branch,
+    "rewind-sweep": _rewind_sweep,
+}
 
 
 if __name__ == "__main__":

@@ -1,20 +1,39 @@
-"""Turn an ordinary Keras model into one with masked (prunable) layers.
+"""Model conversions: plain -> masked (:func:`prunable`), dense -> soft-masked
+(:func:`soften`, Continuous Sparsification) and soft-masked -> masked
+(:func:`harden`). Every conversion copies the weights, so outputs match.
 
 Example:
 
 >>> base = keras.applications.ResNet50(weights=None)
 >>> model = keras_lottery.prunable(base)          # every Dense/Conv is masked
 >>> model = keras_lottery.prunable(base, layers=lambda l: l.name != "predictions")
+>>> soft = soften(model, ["conv1_conv"])          # soft masks for CS
+>>> hard = harden(soft)                           # masked layers, mask s > 0
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import keras
 import numpy as np
 
-from keras_lottery.layers.masked import MASKED_TWINS
+from keras_lottery.layers.masked import (
+    MASKED_TWINS,
+    MaskedConv2D,
+    MaskedDense,
+    MaskedDepthwiseConv2D,
+    is_masked,
+)
+from keras_lottery.layers.soft import (
+    SoftMaskedConv2D,
+    SoftMaskedDense,
+    SoftMaskedDepthwiseConv2D,
+    check_soft_arguments,
+    is_soft_masked,
+)
+from keras_lottery.models.registry import copy_architecture
+from keras_lottery.pruning import set_masks
 
 
 def prunable(model, layers: Iterable[str] | Callable | None = None):
@@ -136,3 +155,124 @@ def _is_functional(model) -> bool:
     except ImportError:  # pragma: no cover - private path moved
         return hasattr(model, "_nodes_by_depth")
     return isinstance(model, Functional)
+
+
+# --------------------------------------------------------------------------- soft masks
+
+#: Layer class -> soft-mask twin (plain Keras layers and masked twins alike).
+SOFT_TWINS: dict[type, type] = {
+    keras.layers.Dense: SoftMaskedDense,
+    keras.layers.Conv2D: SoftMaskedConv2D,
+    keras.layers.DepthwiseConv2D: SoftMaskedDepthwiseConv2D,
+    MaskedDense: SoftMaskedDense,
+    MaskedConv2D: SoftMaskedConv2D,
+    MaskedDepthwiseConv2D: SoftMaskedDepthwiseConv2D,
+}
+
+#: Soft-mask class -> the masked (hard) twin it binarizes to.
+HARD_TWINS: dict[type, type] = {
+    SoftMaskedDense: MaskedDense,
+    SoftMaskedConv2D: MaskedConv2D,
+    SoftMaskedDepthwiseConv2D: MaskedDepthwiseConv2D,
+}
+
+_SOFT_KEYS = ("mask_initial_value", "mask_penalty")
+
+
+_SOFT_KEYS = ("mask_initial_value", "mask_penalty")
+
+
+def soften(
+    model,
+    layers: Iterable[str] | None = None,
+    *,
+    mask_initial_value: float = 0.0,
+    penalty: float = 1e-8,
+):
+    """A copy of ``model`` with ``layers`` replaced by soft-mask twins.
+
+    Eligible layers are ``Dense``, ``Conv2D`` and ``DepthwiseConv2D`` and their
+    masked twins; ``layers=None`` takes them all. Kernels and biases are copied
+    (so outputs are identical: the soft mask is 1 at start); every other layer
+    keeps its class and weights. The source must be dense in those layers.
+
+    Raises ``ValueError`` naming unknown or ineligible layers, or a layer whose
+    mask already prunes weights.
+    """
+    check_graph_model(model, "soften")
+    check_soft_arguments(mask_initial_value, penalty)
+    leaves = [layer for layer in model._flatten_layers() if not layer._layers]
+    eligible = [layer.name for layer in leaves if type(layer) in SOFT_TWINS]
+    names = set(eligible if layers is None else layers)
+    if isinstance(layers, str):
+        raise ValueError(f"`layers` must be a list of names; use [{layers!r}].")
+    bad = sorted(names - set(eligible))
+    if bad:
+        raise ValueError(
+            f"Cannot soft-mask layer(s) {bad}: not found, or not a Dense, Conv2D "
+            f"or DepthwiseConv2D (or masked twin). Eligible: {sorted(eligible)}."
+        )
+    if not names:
+        raise ValueError("No layer to soft-mask: `layers` is empty.")
+    for layer in leaves:
+        if layer.name in names and is_masked(layer) and not layer.get_mask().all():
+            raise ValueError(
+                f"Layer '{layer.name}' already has pruned weights; Continuous "
+                "Sparsification starts from a dense network."
+            )
+    extra = {"mask_initial_value": mask_initial_value, "mask_penalty": penalty}
+
+    def clone(layer):
+        if layer.name in names:
+            return SOFT_TWINS[type(layer)].from_config({**layer.get_config(), **extra})
+        return type(layer).from_config(layer.get_config())
+
+    return copy_architecture(model, clone_with_weights(model, clone, _copy_soft))
+
+
+def harden(model, masks: Mapping[str, np.ndarray] | None = None):
+    """A copy of ``model`` with every soft-mask layer replaced by its masked
+    twin, holding the binary mask ``masks[name]`` (default: ``s > 0``) and the
+    layer's weights ``w`` (pruned entries zeroed). Other layers keep their
+    weights. The copy is compiled like ``model`` (fresh optimizer) if it was.
+    """
+    soft = [layer for layer in model._flatten_layers() if is_soft_masked(layer)]
+    if not soft:
+        raise ValueError("The model has no soft-mask layer to binarize.")
+    masks = (
+        dict(masks)
+        if masks is not None
+        else {layer.name: layer.hard_mask() for layer in soft}
+    )
+    names = {layer.name for layer in soft}
+    if set(masks) != names:
+        raise ValueError(
+            f"harden needs one mask per soft-mask layer {sorted(names)}; got masks "
+            f"for {sorted(masks)}."
+        )
+
+    def clone(layer):
+        twin = HARD_TWINS.get(type(layer))
+        if twin is None:
+            return type(layer).from_config(layer.get_config())
+        config = {k: v for k, v in layer.get_config().items() if k not in _SOFT_KEYS}
+        return twin.from_config(config)
+
+    hard = copy_architecture(model, clone_with_weights(model, clone, _copy_soft))
+    set_masks(hard, masks)
+    return hard
+
+
+def _copy_soft(source, target) -> None:
+    """Copies a layer's weights across soft/masked/plain twins: the leading
+    kernel (and bias) always; everything else only between same-class layers."""
+    if type(source) is type(target):
+        for src, dst in zip(source.weights, target.weights, strict=True):
+            dst.assign(copy_of(src))
+        return
+    kernel = source.raw_kernel if hasattr(source, "raw_kernel") else source.kernel
+    target_kernel = target.raw_kernel if hasattr(target, "raw_kernel") else None
+    target_kernel = target_kernel if target_kernel is not None else target.kernel
+    target_kernel.assign(copy_of(kernel))
+    if getattr(source, "bias", None) is not None:
+        target.bias.assign(copy_of(source.bias))

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -60,6 +61,25 @@ def layer_names(model) -> list[str]:
     return [layer.name for layer in masked_layers(model)]
 
 
+def expand_patterns(model, patterns: Mapping[str, float], key: str) -> dict:
+    """``{fnmatch pattern: value}`` -> ``{masked layer name: value}``; a pattern
+    matching no masked layer is a ``ValueError`` naming ``key``.
+
+    >>> expand_patterns(model, {"stage*_conv1": 0.1}, "pruning.layer_fractions")
+    """
+    names = layer_names(model)
+    resolved = {}
+    for pattern, value in patterns.items():
+        matched = fnmatch.filter(names, pattern)
+        if not matched:
+            raise ValueError(
+                f"{key} key {pattern!r} matches no masked layer; layers are {names}."
+            )
+        for name in matched:
+            resolved[name] = value
+    return resolved
+
+
 def get_masks(model) -> dict[str, np.ndarray]:
     """``{layer name: bool mask}`` for every masked layer of ``model``."""
     return {layer.name: layer.get_mask() for layer in masked_layers(model)}
@@ -79,7 +99,7 @@ def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
         name: validate_mask(mask, tuple(by_name[name].raw_kernel.shape), name)
         for name, mask in masks.items()
     }
-    _sync_backend_state(model)
+    sync_state(model)
     for name, mask in checked.items():
         by_name[name].set_mask(mask)
     _zero_optimizer_slots(model, {by_name[n]: m for n, m in checked.items()})
@@ -105,9 +125,13 @@ def _check_names(names: Iterable[str], by_name: Mapping) -> None:
         )
 
 
-def _sync_backend_state(model) -> None:
-    # On JAX, model.fit keeps the live state outside the variables during an
-    # epoch; a callback that edits masks mid-fit must first pull it back.
+def sync_state(model) -> None:
+    """Makes the model's variables current before reading or editing them.
+
+    On JAX, ``model.fit`` keeps the live state outside the variables during an
+    epoch; a callback that reads weights or edits masks mid-fit must first pull
+    it back. A no-op on the other backends.
+    """
     sync = getattr(model, "jax_state_sync", None)
     if callable(sync):
         sync()

@@ -1,5 +1,5 @@
-"""Training recipes from a :class:`TrainingConfig`: optimizer, learning-rate
-schedule (linear warm-up, step decay at milestones) and training length.
+"""Training recipes: what a config says about training, as objects (data,
+model, optimizer with its learning-rate schedule, loss, length, evaluation).
 
 Example:
 
@@ -16,52 +16,13 @@ import keras
 
 from keras_lottery.config import TrainingConfig
 from keras_lottery.optimizers import CoupledAdam, CoupledSGD
-from keras_lottery.rewind import Step
-
-OPTIMIZERS = ("sgd", "adam", "adamw")
-
-
-@keras.saving.register_keras_serializable(package="keras_lottery")
-class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """``base * gamma ** (milestones passed)``, ramped linearly from 0 over
-    ``warmup_steps`` (open_lth's schedule)."""
-
-    def __init__(
-        self, base: float, milestones=(), gamma: float = 0.1, warmup_steps: int = 0
-    ):
-        self.base = float(base)
-        self.milestones = [int(m) for m in milestones]
-        self.gamma = float(gamma)
-        self.warmup_steps = int(warmup_steps)
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        passed = sum(keras.ops.cast(step >= m, "float32") for m in self.milestones)
-        lr = (
-            self.base * keras.ops.power(self.gamma, passed)
-            if self.milestones
-            else (keras.ops.convert_to_tensor(self.base, "float32"))
-        )
-        if self.warmup_steps:
-            lr = lr * keras.ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
-        return lr
-
-    def get_config(self):
-        return {
-            "base": self.base,
-            "milestones": self.milestones,
-            "gamma": self.gamma,
-            "warmup_steps": self.warmup_steps,
-        }
+from keras_lottery.schedules import WarmupStepDecay
+from keras_lottery.steps import Step
 
 
 def training_epochs(config: TrainingConfig, steps_per_epoch: int) -> int:
     """Whole epochs covering ``config.duration`` (iterations are rounded up)."""
-    step = Step.parse(config.duration)
-    if step.amount < 1:
-        raise ValueError(
-            f"training.duration must be positive; got {config.duration!r}."
-        )
+    step = Step.parse(config.duration)  # >= 1 (checked by TrainingConfig)
     return max(1, math.ceil(step.iterations(steps_per_epoch) / steps_per_epoch))
 
 
@@ -73,23 +34,11 @@ def build_optimizer(config: TrainingConfig, steps_per_epoch: int, exclude=()):
     (see :mod:`keras_lottery.optimizers`), decoupled for ``adamw``. Variables
     whose name contains one of ``exclude`` get no weight decay.
     """
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(
-            f"training.optimizer must be one of {OPTIMIZERS}; got {config.optimizer!r}."
-        )
-    if config.learning_rate <= 0:
-        raise ValueError(
-            f"training.learning_rate must be > 0; got {config.learning_rate}."
-        )
     milestones = [Step.parse(m).iterations(steps_per_epoch) for m in config.milestones]
     warmup = Step.parse(config.warmup).iterations(steps_per_epoch)
     lr = config.learning_rate
     if milestones or warmup:
         lr = WarmupStepDecay(config.learning_rate, milestones, config.gamma, warmup)
-    if config.weight_decay < 0:
-        raise ValueError(
-            f"training.weight_decay must be >= 0; got {config.weight_decay}."
-        )
     if config.optimizer == "sgd":
         return CoupledSGD(
             lr,
@@ -120,7 +69,7 @@ class Recipe:
     Data order: with ``data.augment: none``, ``data.normalize: false`` and no
     ``data.order_seed`` the arrays go to ``fit`` as they are and Keras shuffles
     them with the global seed. Otherwise training batches come from
-    :func:`keras_lottery.pipelines.train_dataset`, a pure function of the order
+    :func:`keras_lottery.data.pipelines.train_dataset`, a pure function of the order
     seed (default: the run's seed), so two runs can share a starting state and
     differ only in data order and augmentation.
 
@@ -139,14 +88,6 @@ class Recipe:
         self.config = config
         self.splits = splits if splits is not None else load_dataset(config.data)
         data = config.data
-        if data.augment not in _AUGMENT:
-            raise ValueError(
-                f"data.augment must be one of {list(_AUGMENT)}; got {data.augment!r}."
-            )
-        if config.training.batch_size < 1:
-            raise ValueError(
-                f"training.batch_size must be >= 1; got {config.training.batch_size}."
-            )
         self.batch_size = config.training.batch_size
         self.steps_per_epoch = -(-len(self.splits.x_train) // self.batch_size)
         self.epochs = training_epochs(config.training, self.steps_per_epoch)
@@ -155,7 +96,7 @@ class Recipe:
         )
         self.mean = self.std = None
         if data.normalize:
-            from keras_lottery.pipelines import channel_stats
+            from keras_lottery.data.pipelines import channel_stats
 
             self.mean, self.std = channel_stats(self.splits.x_train)
 
@@ -208,7 +149,7 @@ class Recipe:
                 "batch_size": self.batch_size,
                 **kwargs,
             }
-        from keras_lottery.pipelines import train_dataset
+        from keras_lottery.data.pipelines import train_dataset
 
         data = self.config.data
         dataset = train_dataset(
@@ -247,11 +188,8 @@ class Recipe:
     def _eval_data(self, x, y, batch_size: int = 256):
         if not self.config.data.normalize:
             return (x, y)
-        from keras_lottery.pipelines import eval_dataset
+        from keras_lottery.data.pipelines import eval_dataset
 
         return eval_dataset(
             x, y, batch_size=batch_size, mean=self.mean, std=self.std, prefetch=False
         )
-
-
-_AUGMENT = ("none", "flip", "cifar")

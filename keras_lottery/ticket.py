@@ -191,8 +191,8 @@ class Ticket:
         for j, value in enumerate(self.weights):
             arrays[f"weight_{j}"] = value
         buffer = io.BytesIO()
-        # Uncompressed: zlib saves ~7% on float weights but costs ~100x the time
-        # (it dominated IMP's per-round bookkeeping; benchmarks/imp_bookkeeping.py).
+        # Uncompressed: zlib saves little on float weights and dominated IMP's
+        # per-round bookkeeping (benchmarks/imp_bookkeeping.py, docs/benchmarks.md).
         np.savez(buffer, **arrays)
         atomic_write_bytes(path, buffer.getvalue())
 

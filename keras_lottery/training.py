@@ -30,7 +30,9 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from keras_lottery.rewind import OffsetSchedule, StopAtIteration, capture_state
+from keras_lottery.callbacks import StopAtIteration, TrainingRecorder
+from keras_lottery.rewind import capture_state
+from keras_lottery.schedules import OffsetSchedule
 
 
 @dataclass
@@ -145,7 +147,7 @@ def fit_and_record(
     the outcome; the arguments are :func:`train_from_step`'s."""
     steps_per_epoch = infer_steps_per_epoch(x, fit_kwargs)
     total = epochs * steps_per_epoch
-    best = _Recorder(keep_best=keep_best)
+    best = TrainingRecorder(keep_best=keep_best)
     callbacks = list(callbacks) + [best]
     if start % steps_per_epoch:
         callbacks.append(StopAtIteration(total - start))
@@ -187,6 +189,23 @@ def fit_and_record(
     )
 
 
+def metric_of(training: Mapping | None, metric: str = "accuracy"):
+    """``metric`` of a training record (a :class:`TrainingRecord` as a dict):
+    on the test data, else the final epoch's (training, then validation)
+    value; ``None`` if absent.
+
+    >>> metric_of(record.to_dict(), "accuracy")
+    """
+    if not training:
+        return None
+    for source in ("test", "final"):
+        values = training.get(source) or {}
+        for key in (metric, f"val_{metric}") if source == "final" else (metric,):
+            if key in values:
+                return values[key]
+    return None
+
+
 def evaluate(model, data) -> dict[str, float]:
     """``model.evaluate`` on ``(x, y)`` or a dataset, as a dict of floats."""
     if isinstance(data, tuple) and len(data) == 2:
@@ -221,21 +240,3 @@ def _argmin(values):
     if not values:
         return None
     return int(np.nanargmin(values)) if not np.all(np.isnan(values)) else None
-
-
-class _Recorder(keras.callbacks.Callback):
-    """Counts optimizer steps and (if asked) keeps the weights of the epoch with
-    the lowest validation loss."""
-
-    def __init__(self, keep_best: bool):
-        super().__init__()
-        self.keep_best = keep_best
-        self.steps, self.state, self.best = 0, None, np.inf
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss")
-        if self.keep_best and loss is not None and loss < self.best:
-            self.best, self.state = loss, capture_state(self.model)

@@ -19,7 +19,10 @@ tensorflow_only = pytest.mark.skipif(
 def _seed():
     keras.utils.set_random_seed(1234)
     yield
-    keras.backend.clear_session()
+    # Without the full garbage collection of free_memory=True: it took up to 3 s
+    # per test once the suite's heap was large (most of `make test`'s time);
+    # Python's own collector still runs as usual.
+    keras.backend.clear_session(free_memory=False)
 
 
 def shared_data_path(name: str) -> str:

@@ -34,3 +34,40 @@ def classification_data(n=96, inputs=8, classes=3, seed=0):
     w = rng.normal(size=(inputs, classes))
     y = np.argmax(x @ w, axis=1).astype("int32")
     return x, y
+
+
+def images(n=48, seed=0):
+    """``n`` random 8x8x3 images in 3 classes that depend on two channel means
+    (what :func:`small_convnet` takes)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8, 8, 3)).astype("float32")
+    y = (x[..., 0].mean(axis=(1, 2)) > 0).astype("int32") + (
+        x[..., 1].mean(axis=(1, 2)) > 0
+    ).astype("int32")
+    return x, y
+
+
+def soft_convnet(s0=0.0, penalty=1e-3, seed=0):
+    """:func:`small_convnet` with soft masks on ``conv1`` and ``conv2``,
+    compiled with SGD (momentum 0.9) and accuracy."""
+    from keras_lottery.conversion import soften
+
+    keras.utils.set_random_seed(seed)
+    soft = soften(
+        small_convnet(), ["conv1", "conv2"], mask_initial_value=s0, penalty=penalty
+    )
+    soft.compile(
+        keras.optimizers.SGD(0.1, momentum=0.9),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return soft
+
+
+def to_numpy(variable):
+    return np.asarray(keras.ops.convert_to_numpy(variable))
+
+
+def weights_by_path(model):
+    """``{variable.path: value}`` copies of every variable of ``model``."""
+    return {v.path: to_numpy(v).copy() for v in model.weights}

@@ -1,11 +1,15 @@
 """The benchmark scripts keep working (small settings; no timing is asserted)."""
 
+import argparse
 import importlib
 import json
 import os
 import sys
 
+import numpy as np
 import pytest
+
+from keras_lottery import models
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks")
 
@@ -26,7 +30,19 @@ def test_paired_ratio_is_the_median_of_per_repeat_ratios(bench):
         harness.paired_ratio([1.0], [1.0, 2.0])
 
 
-def test_interleaved_runs_everything_once_per_repeat_and_divides_by_units(bench):
+@pytest.fixture
+def gc_calls(bench, monkeypatch):
+    """The harness collects garbage before every timed call; in a test process
+    with a large heap that costs seconds per call, so it is counted instead."""
+    harness = bench("_harness")
+    calls = []
+    monkeypatch.setattr(harness.gc, "collect", lambda: calls.append(1))
+    return calls
+
+
+def test_interleaved_runs_everything_once_per_repeat_and_divides_by_units(
+    bench, gc_calls
+):
     harness = bench("_harness")
     calls = []
 
@@ -39,6 +55,7 @@ def test_interleaved_runs_everything_once_per_repeat_and_divides_by_units(bench)
 
     times = harness.interleaved({"a": run("a", 1), "b": run("b", 4)}, repeats=5)
     assert sorted(calls) == ["a"] * 5 + ["b"] * 5
+    assert len(gc_calls) == 10  # before each timed call
     assert all(len(times[n][clock]) == 5 for n in "ab" for clock in ("wall", "cpu"))
     summary = harness.summarize(times, baseline="a")
     assert summary["a"]["wall"]["ratio_paired_median"] == 1.0
@@ -64,8 +81,11 @@ def test_ticket_size_measures_quarter_mask_bytes_and_shrinking_encodings(
     assert npz == sorted(npz, reverse=True) and npz[-1] < 0.1
 
 
-def test_masked_overhead_times_every_formulation(bench, tmp_path):
+def test_masked_overhead_times_every_formulation(
+    bench, tmp_path, gc_calls, monkeypatch
+):
     masked_overhead = bench("masked_overhead")
+    monkeypatch.setitem(masked_overhead.SETUPS["lenet"], "steps", 2)  # not 100
     out = tmp_path / "overhead.json"
     masked_overhead.main(["--models", "lenet", "--repeats", "1", "--json", str(out)])
     (lenet,) = json.loads(out.read_text())["models"]
@@ -77,3 +97,26 @@ def test_masked_overhead_times_every_formulation(bench, tmp_path):
         "masked_custom_gradient",
     }
     assert lenet["mask_bytes_over_kernel_bytes"] == 0.25
+
+
+def test_imp_bookkeeping_times_the_driver_a_run_builds(bench, tmp_path):
+    imp_bookkeeping = bench("imp_bookkeeping")
+    rng = np.random.default_rng(0)
+    data = tmp_path / "mnist.npz"
+    np.savez(  # 2,000 validation images (the workload's) + 48 to train on
+        data,
+        x_train=rng.integers(0, 256, (2048, 28, 28), dtype=np.uint8),
+        y_train=rng.integers(0, 10, 2048),
+        x_test=rng.integers(0, 256, (16, 28, 28), dtype=np.uint8),
+        y_test=rng.integers(0, 10, 16),
+    )
+    args = argparse.Namespace(data=str(data), rounds=1, seed=3, scratch=str(tmp_path))
+    config, _, model, imp, path, real = imp_bookkeeping.build_run("lenet", args)
+    assert (path, real) == (str(data), True)
+    # The lenet_mnist.yaml settings, as `keras-lottery run` resolves them.
+    assert (imp.fraction, imp.rounds, imp.scope) == (0.2, 1, "layerwise")
+    assert imp.layer_fractions == {"output": 0.1}
+    assert imp.layers == models.pruning_scope(model, "paper")  # layers: paper
+    assert imp.baselines == () and imp.seed == 3 and imp.evaluate_at == "best"
+    assert imp.checkpoint_dir == os.path.join(str(tmp_path), "imp_lenet")
+    assert config.training.duration == "8ep" and model.optimizer is not None

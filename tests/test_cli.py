@@ -52,6 +52,32 @@ def test_config_errors_exit_2_with_a_message(tiny_config, capsys):
     assert "Unknown model" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("pruning.fraction=1.5", "'pruning.fraction' must be a number in (0, 1)"),
+        ("training.batch_size=0", "training.batch_size"),
+        ("pruning.layer_fractions={nope: 0.1}", "pruning.layer_fractions key 'nope'"),
+        ("pruning.layer_fractions={output: 2}", "pruning.layer_fractions"),
+    ],
+)
+def test_bad_values_exit_2_before_any_run_folder(
+    tiny_config, tmp_path, capsys, override, key
+):
+    out = tmp_path / "runs"
+    args = ["run", str(tiny_config), "--set", override, "--out", str(out)]
+    assert cli.main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("keras-lottery: error:")
+    assert key in captured.err
+    assert not out.exists()
+    sweep = ["sweep", str(tiny_config), "--set", override, "--out", str(out)]
+    if "nope" not in override:  # config values: the sweep checks every setting
+        assert cli.main(sweep + ["--grid", "seed=[0, 1]"]) == 2
+        assert key in capsys.readouterr().err
+        assert not out.exists()
+
+
 def test_run_with_augmentation_and_normalization(tiny_config, tmp_path):
     out = tmp_path / "runs"
     overrides = ["data.augment=flip", "data.normalize=true", "pruning.rounds=1"]

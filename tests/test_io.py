@@ -1,20 +1,46 @@
-"""keras_lottery._io: helpers shared by the run folders."""
+"""keras_lottery._io: atomic writes (a file is either old or complete)."""
 
-from keras_lottery._io import finished_phases
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_lottery._io import (
+    atomic_copy,
+    atomic_write_bytes,
+    atomic_write_json,
+    load_arrays,
+    save_arrays,
+)
 
 
-def _phase(root, name, finished=True):
-    folder = root / name
-    folder.mkdir()
-    if finished:
-        (folder / "record.json").write_text("{}")
+def test_arrays_round_trip_in_order(tmp_path):
+    # 12 arrays: arr_10 and arr_11 must come back last, not after arr_1.
+    arrays = [np.full((i + 1,), i, "float32") for i in range(12)]
+    arrays.append(np.array([[True, False]]))
+    save_arrays(tmp_path / "deep" / "a.npz", arrays)  # creates the folder
+    loaded = load_arrays(tmp_path / "deep" / "a.npz")
+    assert len(loaded) == len(arrays)
+    for a, b in zip(arrays, loaded, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
 
 
-def test_finished_phases_stop_at_the_first_gap_or_unfinished_phase(tmp_path):
-    for name in ("round_000", "round_001", "round_003"):
-        _phase(tmp_path, name)
-    _phase(tmp_path, "round_002", finished=False)  # interrupted: no record.json
-    _phase(tmp_path, "search_000")  # another prefix is not counted
-    assert finished_phases(tmp_path, "round") == [0, 1]
-    assert finished_phases(tmp_path, "search") == [0]
-    assert finished_phases(tmp_path / "round_002", "round") == []
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "record.json"
+    atomic_write_json(path, {"round": 1})
+    with pytest.raises(TypeError):
+        atomic_write_bytes(path, "not bytes")
+    assert json.loads(path.read_text()) == {"round": 1}
+    assert os.listdir(tmp_path) == ["record.json"]
+
+
+def test_json_is_sorted_and_stringifies_unknown_types(tmp_path):
+    path = tmp_path / "r.json"
+    atomic_write_json(path, {"b": 1, "a": tmp_path})
+    text = path.read_text()
+    assert text.index('"a"') < text.index('"b"') and text.endswith("\n")
+    assert json.loads(text) == {"a": str(tmp_path), "b": 1}
+    atomic_copy(path, tmp_path / "copy.json")
+    assert (tmp_path / "copy.json").read_text() == text

@@ -12,9 +12,14 @@ exactly zero under any standard optimizer whose state for them is zero
 (``pruning.set_masks`` clears that state), so magnitude pruning never sees
 stale values.
 
-The mask is stored as ``bool`` (one byte per weight, 25% of a float32 kernel);
-``benchmarks/masked_overhead.py`` measures what masking costs per training step,
-against other formulations.
+The mask is stored as ``bool`` (one byte per weight, a quarter of a float32
+kernel's bytes). The forward pass multiplies by ``cast(mask)`` rather than using
+``where(mask, kernel, 0)`` because the multiply is the cheaper formulation, as
+measured in ``docs/benchmarks.md`` (``benchmarks/masked_overhead.py``).
+
+The kernel storage, the ``kernel``/``raw_kernel`` properties, the LoRA and
+quantization refusals and the saving order come from
+:class:`keras_lottery.layers._base.KernelMaskMixin`.
 
 Example:
 
@@ -31,32 +36,46 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_lottery.layers._variables import load_variables, save_variables
-
-PACKAGE = "keras_lottery"
+from keras_lottery.layers._base import PACKAGE, KernelMaskMixin
 
 
-class MaskedLayerMixin:
+class MaskedLayerMixin(KernelMaskMixin):
     """Adds a boolean ``mask`` over ``kernel`` to a Keras Dense/Conv layer.
 
-    The parent's ``build`` creates the raw kernel as ``self._kernel`` (Dense and
-    Conv do so already; DepthwiseConv assigns ``self.kernel``, which the setter
-    below redirects). The ``kernel`` property, which every parent ``call``
-    reads, returns the masked kernel.
+    ``build`` adds the non-trainable ``mask`` variable (kernel-shaped, all ones)
+    after the parent's variables; the ``kernel`` property returns
+    ``kernel * cast(mask)``. The raw kernel, its storage and the saving order
+    (kernel, bias if used, mask) come from :class:`KernelMaskMixin`.
+
+    Example:
+
+    >>> layer = MaskedDense(2)
+    >>> layer.build((None, 3))
+    >>> [w.name for w in layer.weights]
+    ['kernel', 'bias', 'mask']
+    >>> layer.set_mask([[1, 0], [1, 1], [0, 1]])
+    >>> int(layer.get_mask().sum())
+    4
     """
 
     #: Storage dtype of the mask; ``bool`` costs 1 byte per weight.
     mask_dtype = "bool"
 
-    def __init__(self, *args, **kwargs):
-        if kwargs.get("lora_rank"):
-            raise ValueError(
-                f"{type(self).__name__} does not support `lora_rank`: LoRA would "
-                "add dense updates on top of the pruned kernel. Strip the masks "
-                "first (keras_lottery.export.strip_masks) and enable LoRA on the "
-                "plain model."
-            )
-        super().__init__(*args, **kwargs)
+    _lora_rank_refusal = (
+        "{cls} does not support `lora_rank`: LoRA would add dense updates on top "
+        "of the pruned kernel. Strip the masks first "
+        "(keras_lottery.export.strip_masks) and enable LoRA on the plain model."
+    )
+    _lora_refusal = (
+        "{cls} does not support LoRA; strip the masks first "
+        "(keras_lottery.export.strip_masks)."
+    )
+    _quantize_refusal = (
+        "{cls} cannot be quantized directly because the quantized kernel would "
+        "bypass the mask; strip the masks first (keras_lottery.export.strip_masks) "
+        "and quantize the plain model."
+    )
+    _saved_contents = "(kernel, bias if used, mask)"
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -68,74 +87,56 @@ class MaskedLayerMixin:
             trainable=False,
         )
 
-    @property
-    def kernel(self):
-        if not self.built and getattr(self, "_kernel", None) is None:
-            raise AttributeError("You must build the layer before accessing `kernel`.")
-        kernel = ops.convert_to_tensor(self._kernel)
-        mask = getattr(self, "mask", None)
-        if mask is None:  # during the parent's build
-            return kernel
-        # A multiply costs ~25% less than where(mask, kernel, 0), forward and
-        # backward (benchmarks/masked_overhead.py --ops).
-        return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
+    def _mask_variables(self) -> list:
+        return [self.mask]
 
-    @kernel.setter
-    def kernel(self, value):
-        # DepthwiseConv's build does `self.kernel = self.add_weight(...)`.
-        self._kernel = value
+    def _mask_ready(self) -> bool:
+        return getattr(self, "mask", None) is not None
 
-    @property
-    def raw_kernel(self):
-        """The stored kernel variable (pruned entries are kept at zero)."""
-        return self._kernel
+    def _effective_kernel(self, raw):
+        # Of this and where(mask, kernel, 0), the multiply is the cheaper
+        # formulation, forward and backward, measured in docs/benchmarks.md.
+        return ops.multiply(raw, ops.cast(self.mask, raw.dtype))
 
     def set_mask(self, mask):
         """Writes ``mask`` (bool or 0/1 values, kernel-shaped) and zeroes pruned
         kernel entries. Raises ``ValueError`` before changing anything if the
-        mask has the wrong shape or values other than 0 and 1."""
+        mask has the wrong shape or values other than 0 and 1.
+
+        Example:
+
+        >>> layer = MaskedDense(2)
+        >>> layer.build((None, 1))
+        >>> layer.set_mask([[True, False]])
+        >>> float(ops.convert_to_numpy(layer.raw_kernel)[0, 1])
+        0.0
+        """
         mask = validate_mask(mask, tuple(self._kernel.shape), self.name)
         self.mask.assign(ops.cast(mask, self.mask.dtype))
         self._kernel.assign(_zero_pruned(self._kernel, mask))
 
     def get_mask(self) -> np.ndarray:
-        """The current mask as a numpy bool array."""
+        """The current mask as a numpy bool array.
+
+        Example:
+
+        >>> layer = MaskedDense(2)
+        >>> layer.build((None, 1))
+        >>> layer.get_mask()
+        array([[ True,  True]])
+        """
         return np.asarray(ops.convert_to_numpy(self.mask), dtype=bool)
 
-    def enable_lora(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} does not support LoRA; strip the masks first "
-            "(keras_lottery.export.strip_masks)."
-        )
-
-    def quantize(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot be quantized directly because the "
-            "quantized kernel would bypass the mask; strip the masks first "
-            "(keras_lottery.export.strip_masks) and quantize the plain model."
-        )
-
-    def _masked_variables(self):
-        variables = [self._kernel]
-        if getattr(self, "bias", None) is not None:
-            variables.append(self.bias)
-        variables.append(self.mask)
-        return variables
-
-    def save_own_variables(self, store):
-        if self.built:
-            save_variables(store, self._masked_variables())
+    def _load_hint(self) -> str:
+        return f"Was it saved from a plain {self._plain_class().__name__}?"
 
     def load_own_variables(self, store):
+        """Loads kernel, bias if used and mask (see
+        :meth:`KernelMaskMixin.load_own_variables`), then zeroes the pruned
+        entries of the stored kernel."""
         if not self.built:
             return
-        load_variables(
-            store,
-            self._masked_variables(),
-            self.name,
-            "(kernel, bias if used, mask)",
-            f"Was it saved from a plain {type(self).__mro__[2].__name__}?",
-        )
+        super().load_own_variables(store)
         # A file whose kernel holds stale values at pruned positions must not
         # bring them back into the stored kernel (magnitude pruning reads it).
         self._kernel.assign(_zero_pruned(self._kernel, self.mask))
@@ -153,6 +154,15 @@ def validate_mask(mask, shape: tuple, layer_name: str) -> np.ndarray:
     """Returns ``mask`` as a bool array, or raises ``ValueError`` naming the layer.
 
     Accepts bool arrays and integer/float arrays holding only 0 and 1.
+
+    Example:
+
+    >>> validate_mask([[1, 0]], (1, 2), "dense")
+    array([[ True, False]])
+    >>> validate_mask([[1, 2]], (1, 2), "dense")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Mask for layer 'dense' holds values other than 0 and 1 (e.g. [2]); ...
     """
     array = np.asarray(ops.convert_to_numpy(mask))
     if tuple(array.shape) != tuple(shape):
@@ -181,25 +191,58 @@ def validate_mask(mask, shape: tuple, layer_name: str) -> np.ndarray:
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MaskedDense(MaskedLayerMixin, keras.layers.Dense):
-    """``keras.layers.Dense`` with a boolean weight mask over its kernel."""
+    """``keras.layers.Dense`` with a boolean weight mask over its kernel.
+
+    Example:
+
+    >>> layer = MaskedDense(3, activation="relu")  # Dense's arguments
+    >>> layer.build((None, 4))
+    >>> tuple(layer.mask.shape)
+    (4, 3)
+    """
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MaskedConv1D(MaskedLayerMixin, keras.layers.Conv1D):
-    """``keras.layers.Conv1D`` with a boolean weight mask over its kernel."""
+    """``keras.layers.Conv1D`` with a boolean weight mask over its kernel.
+
+    Example:
+
+    >>> layer = MaskedConv1D(8, 3)  # Conv1D's arguments
+    >>> layer.build((None, 20, 2))
+    >>> tuple(layer.mask.shape)
+    (3, 2, 8)
+    """
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MaskedConv2D(MaskedLayerMixin, keras.layers.Conv2D):
-    """``keras.layers.Conv2D`` with a boolean weight mask over its kernel."""
+    """``keras.layers.Conv2D`` with a boolean weight mask over its kernel.
+
+    Example:
+
+    >>> layer = MaskedConv2D(8, 3, padding="same")  # Conv2D's arguments
+    >>> layer.build((None, 16, 16, 3))
+    >>> tuple(layer.mask.shape)
+    (3, 3, 3, 8)
+    """
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MaskedDepthwiseConv2D(MaskedLayerMixin, keras.layers.DepthwiseConv2D):
-    """``keras.layers.DepthwiseConv2D`` with a boolean mask over its kernel."""
+    """``keras.layers.DepthwiseConv2D`` with a boolean mask over its kernel.
+
+    Example:
+
+    >>> layer = MaskedDepthwiseConv2D(3, depth_multiplier=2)
+    >>> layer.build((None, 16, 16, 4))
+    >>> tuple(layer.mask.shape)
+    (3, 3, 4, 2)
+    """
 
 
-#: Plain Keras class -> masked twin. Exact classes only: subclasses of these
+#: Plain Keras class -> masked twin (e.g. ``MASKED_TWINS[keras.layers.Dense]`` is
+#: ``MaskedDense``). Exact classes only: subclasses of these
 #: (including the masked twins themselves) are left alone by ``prunable``.
 MASKED_TWINS: dict[type, type] = {
     keras.layers.Dense: MaskedDense,
@@ -213,5 +256,11 @@ PLAIN_TWINS: dict[type, type] = {v: k for k, v in MASKED_TWINS.items()}
 
 
 def is_masked(layer) -> bool:
-    """True for the masked layers of this module (and their subclasses)."""
+    """True for the masked layers of this module (and their subclasses).
+
+    Example:
+
+    >>> is_masked(MaskedDense(2)), is_masked(keras.layers.Dense(2))
+    (True, False)
+    """
     return isinstance(layer, MaskedLayerMixin)

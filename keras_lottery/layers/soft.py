@@ -33,9 +33,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_lottery.layers._variables import load_variables, save_variables
-
-PACKAGE = "keras_lottery"
+from keras_lottery.layers._base import PACKAGE, KernelMaskMixin
 
 
 def _sigmoid(x: float) -> float:
@@ -43,7 +41,16 @@ def _sigmoid(x: float) -> float:
 
 
 def check_soft_arguments(mask_initial_value, mask_penalty) -> None:
-    """Raises ``ValueError`` unless s0 is finite and lambda is finite and >= 0."""
+    """Raises ``ValueError`` unless s0 is finite and lambda is finite and >= 0.
+
+    Example:
+
+    >>> check_soft_arguments(0.0, 1e-8)  # fine: returns None
+    >>> check_soft_arguments(0.0, -1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: mask_penalty must be >= 0; got -1.0.
+    """
     for what, value in (
         ("mask_initial_value", mask_initial_value),
         ("mask_penalty", mask_penalty),
@@ -58,14 +65,34 @@ def check_soft_arguments(mask_initial_value, mask_penalty) -> None:
         raise ValueError(f"mask_penalty must be >= 0; got {mask_penalty!r}.")
 
 
-class SoftMaskMixin:
+class SoftMaskMixin(KernelMaskMixin):
     """Adds mask logits, a temperature and an L1 mask penalty to a Keras
-    Dense/Conv layer (see the module docstring)."""
+    Dense/Conv layer (see the module docstring).
+
+    ``build`` adds ``mask_logits`` (trainable, kernel-shaped, all ``s0``),
+    ``temperature`` and ``mask_penalty`` (non-trainable scalars) after the
+    parent's variables; the ``kernel`` property returns ``w * soft_mask()``. The
+    raw kernel, its storage and the saving order (kernel, bias if used, mask
+    logits, temperature, penalty) come from :class:`KernelMaskMixin`.
+
+    Example:
+
+    >>> layer = SoftMaskedDense(2, mask_penalty=0.01)
+    >>> layer.build((None, 3))
+    >>> [w.name for w in layer.weights]
+    ['kernel', 'bias', 'mask_logits', 'temperature', 'mask_penalty']
+    """
+
+    _lora_rank_refusal = "{cls} does not support `lora_rank`."
+    _lora_refusal = "{cls} does not support LoRA."
+    _quantize_refusal = (
+        "{cls} cannot be quantized: binarize the mask first "
+        "(keras_lottery.cs) and strip it (keras_lottery.export.strip_masks)."
+    )
+    _saved_contents = "(kernel, bias if used, mask logits, temperature, penalty)"
 
     def __init__(self, *args, mask_initial_value=0.0, mask_penalty=1e-8, **kwargs):
         check_soft_arguments(mask_initial_value, mask_penalty)
-        if kwargs.get("lora_rank"):
-            raise ValueError(f"{type(self).__name__} does not support `lora_rank`.")
         super().__init__(*args, **kwargs)
         self.mask_initial_value = float(mask_initial_value)
         self.mask_penalty = float(mask_penalty)
@@ -88,27 +115,26 @@ class SoftMaskMixin:
             trainable=False,
         )
 
-    @property
-    def kernel(self):
-        if not self.built and getattr(self, "_kernel", None) is None:
-            raise AttributeError("You must build the layer before accessing `kernel`.")
-        kernel = ops.convert_to_tensor(self._kernel)
-        if getattr(self, "penalty", None) is None:  # during the parent's build
-            return kernel
-        return ops.multiply(kernel, ops.cast(self.soft_mask(), kernel.dtype))
+    def _mask_variables(self) -> list:
+        return [self.mask_logits, self.temperature, self.penalty]
 
-    @kernel.setter
-    def kernel(self, value):
-        # DepthwiseConv's build does `self.kernel = self.add_weight(...)`.
-        self._kernel = value
+    def _mask_ready(self) -> bool:
+        # The penalty is the last variable ``build`` adds.
+        return getattr(self, "penalty", None) is not None
 
-    @property
-    def raw_kernel(self):
-        """The stored kernel variable (the weights ``w`` without the mask)."""
-        return self._kernel
+    def _effective_kernel(self, raw):
+        return ops.multiply(raw, ops.cast(self.soft_mask(), raw.dtype))
 
     def soft_mask(self):
-        """``sigmoid(beta * s) / sigmoid(s0)`` as a tensor."""
+        """``sigmoid(beta * s) / sigmoid(s0)`` as a tensor.
+
+        Example:
+
+        >>> layer = SoftMaskedDense(2, mask_initial_value=0.5)
+        >>> layer.build((None, 3))
+        >>> float(ops.max(layer.soft_mask()))  # 1.0 while s == s0 and beta == 1
+        1.0
+        """
         scale = 1.0 / _sigmoid(self.mask_initial_value)
         logits = ops.convert_to_tensor(self.mask_logits)
         beta = ops.cast(self.temperature, logits.dtype)
@@ -120,27 +146,46 @@ class SoftMaskMixin:
         return outputs
 
     def hard_mask(self) -> np.ndarray:
-        """The binary mask ``s > 0`` as a numpy bool array."""
+        """The binary mask ``s > 0`` as a numpy bool array.
+
+        Example:
+
+        >>> layer = SoftMaskedDense(2, mask_initial_value=0.5)
+        >>> layer.build((None, 1))
+        >>> layer.hard_mask()
+        array([[ True,  True]])
+        """
         return np.asarray(ops.convert_to_numpy(self.mask_logits)) > 0
 
     def set_temperature(self, beta: float) -> None:
+        """Sets beta (> 0, finite) without retracing the training step.
+
+        Example:
+
+        >>> layer = SoftMaskedDense(2)
+        >>> layer.build((None, 3))
+        >>> layer.set_temperature(4.0)
+        >>> float(ops.convert_to_numpy(layer.temperature))
+        4.0
+        """
         if not beta > 0 or not math.isfinite(beta):
             raise ValueError(f"The temperature must be > 0; got {beta!r}.")
         self.temperature.assign(float(beta))
 
     def set_penalty(self, penalty: float) -> None:
+        """Sets lambda (>= 0, finite) without retracing the training step.
+
+        Example:
+
+        >>> layer = SoftMaskedDense(2)
+        >>> layer.build((None, 3))
+        >>> layer.set_penalty(0.5)
+        >>> float(ops.convert_to_numpy(layer.penalty))
+        0.5
+        """
         if not penalty >= 0 or not math.isfinite(penalty):
             raise ValueError(f"The mask penalty must be >= 0; got {penalty!r}.")
         self.penalty.assign(float(penalty))
-
-    def enable_lora(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} does not support LoRA.")
-
-    def quantize(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot be quantized: binarize the mask first "
-            "(keras_lottery.cs) and strip it (keras_lottery.export.strip_masks)."
-        )
 
     def get_config(self):
         config = super().get_config()
@@ -148,41 +193,52 @@ class SoftMaskMixin:
         config["mask_penalty"] = self.mask_penalty
         return config
 
-    def _soft_variables(self):
-        variables = [self._kernel]
-        if getattr(self, "bias", None) is not None:
-            variables.append(self.bias)
-        return variables + [self.mask_logits, self.temperature, self.penalty]
-
-    def save_own_variables(self, store):
-        if self.built:
-            save_variables(store, self._soft_variables())
-
-    def load_own_variables(self, store):
-        if self.built:
-            load_variables(
-                store,
-                self._soft_variables(),
-                self.name,
-                "(kernel, bias if used, mask logits, temperature, penalty)",
-            )
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class SoftMaskedDense(SoftMaskMixin, keras.layers.Dense):
-    """``keras.layers.Dense`` with a Continuous Sparsification soft mask."""
+    """``keras.layers.Dense`` with a Continuous Sparsification soft mask.
+
+    Example:
+
+    >>> layer = SoftMaskedDense(3, mask_initial_value=0.2, mask_penalty=1e-4)
+    >>> layer.build((None, 4))
+    >>> tuple(layer.mask_logits.shape)
+    (4, 3)
+    """
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class SoftMaskedConv2D(SoftMaskMixin, keras.layers.Conv2D):
-    """``keras.layers.Conv2D`` with a Continuous Sparsification soft mask."""
+    """``keras.layers.Conv2D`` with a Continuous Sparsification soft mask.
+
+    Example:
+
+    >>> layer = SoftMaskedConv2D(8, 3, padding="same")
+    >>> layer.build((None, 16, 16, 3))
+    >>> tuple(layer.mask_logits.shape)
+    (3, 3, 3, 8)
+    """
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class SoftMaskedDepthwiseConv2D(SoftMaskMixin, keras.layers.DepthwiseConv2D):
-    """``keras.layers.DepthwiseConv2D`` with a Continuous Sparsification soft mask."""
+    """``keras.layers.DepthwiseConv2D`` with a Continuous Sparsification soft mask.
+
+    Example:
+
+    >>> layer = SoftMaskedDepthwiseConv2D(3)
+    >>> layer.build((None, 16, 16, 4))
+    >>> tuple(layer.mask_logits.shape)
+    (3, 3, 4, 1)
+    """
 
 
 def is_soft_masked(layer) -> bool:
-    """True for the soft-mask layers of this module (and their subclasses)."""
+    """True for the soft-mask layers of this module (and their subclasses).
+
+    Example:
+
+    >>> is_soft_masked(SoftMaskedDense(2)), is_soft_masked(keras.layers.Dense(2))
+    (True, False)
+    """
     return isinstance(layer, SoftMaskMixin)

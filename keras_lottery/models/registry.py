@@ -137,6 +137,20 @@ def get(name: str, num_classes: int = 10, input_shape: tuple | None = None, **op
     return model
 
 
+def copy_architecture(source, target):
+    """Gives ``target`` (a copy of ``source`` with the same layer names, e.g. a
+    soft-masked or hardened twin) ``source``'s :class:`Architecture`, if it has
+    one, so that :func:`describe` and :func:`pruning_scope` work on it. Returns
+    ``target``.
+
+    >>> twin = copy_architecture(model, keras.models.clone_model(model))
+    """
+    architecture = getattr(source, _ATTRIBUTE, None)
+    if architecture is not None:
+        setattr(target, _ATTRIBUTE, architecture)
+    return target
+
+
 def describe(model) -> Architecture:
     """The :class:`Architecture` of a model built by :func:`get`."""
     architecture = getattr(model, _ATTRIBUTE, None)
@@ -158,6 +172,17 @@ def pruning_scope(model, scope: str = "paper") -> list[str]:
             f"{sorted(architecture.scopes)}."
         )
     return list(architecture.scopes[scope])
+
+
+def layers_in_scope(model, layers) -> list[str]:
+    """A registry scope name (``"paper"``, ``"all"``, ``"cs"``...; needs a
+    model built by :func:`get`) or an explicit list of layer names, as names.
+
+    >>> layers_in_scope(model, "paper")
+    """
+    if isinstance(layers, str):
+        return pruning_scope(model, layers)
+    return list(layers)
 
 
 def count_parameters(model) -> int:

@@ -1,0 +1,490 @@
+"""Iterative magnitude pruning (IMP) with weight rewinding.
+
+Frankle & Carbin (2019) train, prune p% of the remaining weights, reset the
+survivors to their initial values and repeat. Frankle et al. ("Stabilizing the
+LTH", "Linear Mode Connectivity and the LTH") rewind to an early iterate W_k
+instead of W_0. This module does both through ordinary ``model.fit``:
+
+- Round 0 trains the dense model for T steps and captures the full state (every
+  variable, batch-norm statistics included) at step k.
+- Round r >= 1 prunes down to ``(1 - p) ** r`` of the dense weights (exact counts,
+  per layer or globally, per-layer rates allowed), restores the step-k state
+  bitwise for the survivors, compiles a *fresh optimizer* from the user's compile
+  settings and trains steps k..T: the learning-rate schedule continues from step k
+  (``OffsetSchedule``; epoch-indexed callbacks see ``initial_epoch = k // S``), as
+  open_lth does. Adam's bias correction restarts with the fresh optimizer.
+- Optionally each round also trains the two standard controls with the same
+  recipe: random reinitialization (same masks, fresh initialization) and random
+  pruning (same per-layer counts, random positions, rewound weights).
+
+Example:
+
+>>> model = keras_lottery.models.get("lenet_300_100")
+>>> model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+>>> imp = IterativeMagnitudePruning(fraction=0.2, rounds=5, rewind="0it",
+...                                 scope="layerwise", layer_fractions={"output": 0.1})
+>>> result = imp.run(model, x, y, epochs=10, batch_size=60, validation_split=0.1,
+...                  test_data=(x_test, y_test))
+>>> print(result.table()); result.ticket.save("ticket.npz")
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+
+import keras
+
+from keras_lottery import controls, paths, pruning
+from keras_lottery._messages import print_msg
+from keras_lottery.callbacks import RewindCheckpoint
+from keras_lottery.config import PruningConfig, RunConfig
+from keras_lottery.methods import registry
+from keras_lottery.methods.checkpoints import IMPCheckpoints
+from keras_lottery.methods.figures import plot_rounds
+from keras_lottery.methods.records import IMPResult, RoundRecord
+from keras_lottery.methods.tables import format_round_table, summary_line
+from keras_lottery.models import layers_in_scope
+from keras_lottery.rewind import restore_state
+from keras_lottery.steps import Step
+from keras_lottery.ticket import Ticket
+from keras_lottery.training import (
+    TrainingRecord,
+    infer_steps_per_epoch,
+    metric_of,
+    train_from_step,
+)
+
+_DEFAULTS = PruningConfig()
+
+
+class IterativeMagnitudePruning:
+    """Runs IMP with rewinding on a compiled Keras model through ``model.fit``.
+
+    Args:
+        fraction: share of the remaining weights pruned per round, in (0, 1).
+        rounds: number of pruning rounds (round 0, the dense run, not counted).
+        target_sparsity: alternative to ``rounds``: the fewest rounds that reach
+            at least this sparsity at rate ``fraction``.
+        scope: ``"layerwise"`` (default; Frankle & Carbin's LeNet/Conv-N) or
+            ``"global"`` (one threshold across layers, open_lth).
+        layers: names of the masked layers to prune (default: every masked
+            layer; :meth:`from_config` resolves a registry scope name).
+        exclude: names never pruned.
+        layer_fractions: per-layer rates overriding ``fraction``.
+        rewind: rewind point: ``0`` (reset to init), ``"500it"``, ``"2ep"``.
+        baselines: controls trained every round, by name (see
+            :mod:`keras_lottery.controls`; default: ``random_reinit`` and
+            ``random_prune``, as in a config).
+        evaluate_at: ``"final"`` (weights at the end of training) or ``"best"``
+            (weights of the epoch with the lowest validation loss, Frankle &
+            Carbin's early-stopping criterion) for the recorded test metrics.
+        seed: seeds every round (``seed + round``) so runs are reproducible and
+            resumable.
+        checkpoint_dir: if set, each finished round is saved there and a new
+            ``run`` resumes after the last finished round.
+        extra_rewinds: further rewind points captured during the dense round
+            and saved (state and round-0 ticket) under
+            ``checkpoint_dir/extra_rewinds/<step>/``: the dense round does not
+            depend on the rewind point, so runs that differ only in ``rewind``
+            can start from it (see ``runner.seed_dense_round``). Needs
+            ``checkpoint_dir``.
+        verbose: 1 prints one summary line per round.
+    """
+
+    def __init__(
+        self,
+        *,
+        fraction: float = _DEFAULTS.fraction,
+        rounds: int | None = _DEFAULTS.rounds,
+        target_sparsity: float | None = _DEFAULTS.target_sparsity,
+        scope: str = _DEFAULTS.scope,
+        layers: Iterable[str] | None = None,
+        exclude: Iterable[str] = (),
+        layer_fractions: Mapping[str, float] | None = None,
+        rewind=_DEFAULTS.rewind,
+        baselines: Iterable[str] | None = None,
+        evaluate_at: str = _DEFAULTS.evaluate_at,
+        seed: int = 0,
+        checkpoint_dir: str | None = None,
+        extra_rewinds: Iterable = (),
+        verbose: int = 1,
+    ):
+        # The config sections own every default and value check.
+        settings = PruningConfig(
+            fraction=fraction,
+            rounds=rounds,
+            target_sparsity=target_sparsity,
+            scope=scope,
+            exclude=list(exclude),
+            layer_fractions=dict(layer_fractions or {}),
+            rewind=rewind,
+            evaluate_at=evaluate_at,
+        )
+        settings.check_for_run()
+        run = RunConfig(
+            baselines=RunConfig().baselines if baselines is None else list(baselines),
+            seed=seed,
+        )
+        self.rounds = rounds_for(fraction, rounds, target_sparsity)
+        self.fraction = fraction
+        self.scope = scope
+        self.layers = None if layers is None else list(layers)
+        self.exclude = settings.exclude
+        self.layer_fractions = settings.layer_fractions
+        self.rewind = Step.parse(rewind)
+        self.baselines = tuple(run.baselines)
+        self.evaluate_at = evaluate_at
+        self.seed = int(seed)
+        self.checkpoint_dir = checkpoint_dir
+        self.extra_rewinds = []
+        for step in map(Step.parse, extra_rewinds):
+            if step != self.rewind and step not in self.extra_rewinds:
+                self.extra_rewinds.append(step)
+        if self.extra_rewinds and not checkpoint_dir:
+            raise ValueError(
+                "extra_rewinds are saved in the checkpoint folder: pass "
+                "checkpoint_dir too."
+            )
+        self.verbose = verbose
+
+    @classmethod
+    def from_config(
+        cls,
+        config: RunConfig,
+        model,
+        *,
+        checkpoint_dir: str | None = None,
+        verbose: int = 1,
+        extra_rewinds: Iterable = (),
+    ) -> IterativeMagnitudePruning:
+        """The driver of ``config`` (``method: imp``) for ``model``: the
+        ``pruning`` section with its layer scope and ``layer_fractions``
+        patterns resolved against ``model``'s masked layers, the run's
+        ``baselines`` and ``seed``.
+
+        >>> imp = IterativeMagnitudePruning.from_config(config, model)
+        """
+        p = config.pruning
+        return cls(
+            fraction=p.fraction,
+            rounds=p.rounds,
+            target_sparsity=p.target_sparsity,
+            scope=p.scope,
+            layers=layers_in_scope(model, p.layers),
+            exclude=p.exclude,
+            layer_fractions=pruning.expand_patterns(
+                model, p.layer_fractions, "pruning.layer_fractions"
+            ),
+            rewind=p.rewind,
+            baselines=config.baselines,
+            evaluate_at=p.evaluate_at,
+            seed=config.seed,
+            checkpoint_dir=checkpoint_dir,
+            verbose=verbose,
+            extra_rewinds=extra_rewinds,
+        )
+
+    # ------------------------------------------------------------------ run
+
+    def run(
+        self,
+        model,
+        x=None,
+        y=None,
+        *,
+        test_data=None,
+        model_fn: Callable | None = None,
+        **fit_kwargs,
+    ) -> IMPResult:
+        """Runs every round and returns the records and the final ticket.
+
+        Args:
+            model: a compiled Keras model with masked layers.
+            x, y, **fit_kwargs: passed to ``model.fit`` every round (``epochs``
+                is required; ``callbacks`` are deep-copied per round).
+            test_data: ``(x, y)`` or a dataset evaluated after each training.
+            model_fn: zero-argument factory returning a freshly initialized,
+                compiled copy of ``model``; needed for the baselines only when
+                ``model`` is subclassed (otherwise ``keras.models.clone_model``
+                is used).
+        """
+        pruning.sparsity_report(model)  # raises if there is nothing to prune
+        if not getattr(model, "compiled", False):
+            raise ValueError(
+                "Compile the model first: IMP re-creates a fresh optimizer "
+                "from its compile settings every round."
+            )
+        epochs = fit_kwargs.pop("epochs", None)
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(
+                f"fit argument `epochs` must be a positive int; got {epochs!r}."
+            )
+        if "initial_epoch" in fit_kwargs:
+            raise ValueError(
+                "Do not pass initial_epoch: IMP sets it from the rewind point."
+            )
+        steps_per_epoch = infer_steps_per_epoch(x, fit_kwargs)
+        total = epochs * steps_per_epoch
+        k = self.rewind.iterations(steps_per_epoch)
+        for step in [self.rewind, *self.extra_rewinds]:
+            at = step.iterations(steps_per_epoch)
+            if at >= total:
+                raise ValueError(
+                    f"Rewind point {step} (= {at} iterations) is not before the end "
+                    f"of training ({epochs} epochs x {steps_per_epoch} steps = "
+                    f"{total} iterations). Choose an earlier rewind point or train "
+                    "longer."
+                )
+        job = _Job(
+            self,
+            model,
+            x,
+            y,
+            test_data,
+            model_fn,
+            fit_kwargs,
+            epochs,
+            steps_per_epoch,
+            k,
+        )
+        return job.run()
+
+    def densities(self, round_index: int) -> tuple[float, dict[str, float]]:
+        """Target density (vs. dense) after ``round_index`` rounds, overall and
+        per overridden layer."""
+        overall = (1.0 - self.fraction) ** round_index
+        per_layer = {
+            n: (1.0 - f) ** round_index for n, f in self.layer_fractions.items()
+        }
+        return overall, per_layer
+
+
+def rounds_for(
+    fraction: float, rounds: int | None, target_sparsity: float | None
+) -> int:
+    """The number of rounds: ``rounds``, or the fewest that reach at least
+    ``target_sparsity`` at rate ``fraction`` (values checked by
+    :class:`~keras_lottery.config.PruningConfig`)."""
+    PruningConfig(
+        fraction=fraction, rounds=rounds, target_sparsity=target_sparsity
+    ).check_for_run()
+    if rounds is not None:
+        return rounds
+    return math.ceil(math.log(1 - target_sparsity) / math.log(1 - fraction) - 1e-9)
+
+
+class _Job:
+    """The state of one ``IterativeMagnitudePruning.run`` call."""
+
+    def __init__(
+        self,
+        imp,
+        model,
+        x,
+        y,
+        test_data,
+        model_fn,
+        fit_kwargs,
+        epochs,
+        steps_per_epoch,
+        k,
+    ):
+        self.imp, self.model, self.x, self.y = imp, model, x, y
+        self.test_data, self.model_fn = test_data, model_fn
+        self.callbacks = copy.deepcopy(list(fit_kwargs.pop("callbacks", None) or []))
+        self.fit_kwargs = fit_kwargs
+        self.epochs, self.steps_per_epoch, self.k = epochs, steps_per_epoch, k
+        self.total = epochs * steps_per_epoch
+        self.compile_config = model.get_compile_config()
+        self.store = IMPCheckpoints(imp.checkpoint_dir) if imp.checkpoint_dir else None
+        self.extra_states = {}
+
+    def run(self) -> IMPResult:
+        records, rewind_state, start = [], None, 0
+        if self.store is not None:
+            records, rewind_state = self.store.resume(self.model)
+            start = len(records)
+            if start and self.imp.verbose:
+                print_msg(
+                    f"[keras_lottery] resuming after round {start - 1} "
+                    f"from {self.store.root}"
+                )
+        for r in range(start, self.imp.rounds + 1):
+            keras.utils.set_random_seed(self.imp.seed + r)
+            if r == 0:
+                record, rewind_state = self._dense_round()
+            else:
+                record = self._pruned_round(r, rewind_state)
+            records.append(record)
+            if self.store is not None:
+                if r == 0:
+                    for step, state in self.extra_states.items():
+                        self.store.save_extra_rewind(
+                            step, state, self._ticket(0, record, state, step)
+                        )
+                self.store.save_round(
+                    self.model,
+                    record,
+                    rewind_state,
+                    self._ticket(r, record, rewind_state),
+                )
+            if self.imp.verbose:
+                print_msg(summary_line(record.to_dict()))
+        final = records[-1]
+        return IMPResult(records, self._ticket(final.round, final, rewind_state))
+
+    # ------------------------------------------------------------------ rounds
+
+    def _dense_round(self):
+        capture = RewindCheckpoint(self.imp.rewind)
+        extra = [RewindCheckpoint(step) for step in self.imp.extra_rewinds]
+        record = self._train(self.model, 0, extra_callbacks=[capture, *extra])
+        self.extra_states = {c.step: c.state for c in extra}
+        return self._round_record(0, record, {}), capture.state
+
+    def _pruned_round(self, r, rewind_state):
+        density, layer_densities = self.imp.densities(r)
+        pruning.prune_to_density(
+            self.model,
+            density,
+            scope=self.imp.scope,
+            layers=self.imp.layers,
+            exclude=self.imp.exclude,
+            layer_densities=layer_densities,
+        )
+        pruned = Ticket.from_model(self.model, weights=rewind_state, model_config=None)
+        restore_state(self.model, rewind_state)
+        record = self._train(self.model, self.k)
+        baselines = {}
+        for i, name in enumerate(self.imp.baselines):
+            seed, mask_seed = controls.in_run_seeds(self.imp.seed, r, i, mask_phase=r)
+            control = controls.control_model(
+                name, pruned, self._fresh_model, seed, mask_seed
+            )
+            baselines[name] = self._train(control, self.k)
+        return self._round_record(r, record, baselines)
+
+    def _fresh_model(self):
+        if self.model_fn is not None:
+            return self.model_fn()
+        try:
+            fresh = keras.models.clone_model(self.model)
+        except Exception as error:
+            raise ValueError(
+                "Baselines need a freshly initialized copy of the model; this model "
+                f"cannot be cloned ({error}). Pass model_fn=... to run()."
+            ) from error
+        fresh.compile_from_config(self.compile_config)
+        return fresh
+
+    def _round_record(self, r, training, baselines) -> RoundRecord:
+        report = pruning.sparsity_report(self.model)
+        return RoundRecord(
+            round=r,
+            fraction_remaining=report.fraction_remaining,
+            layers_remaining={
+                lyr.name: lyr.fraction_remaining for lyr in report.layers
+            },
+            ticket=training,
+            baselines=baselines,
+        )
+
+    def _ticket(self, r, record, rewind_state, step=None) -> Ticket:
+        step = self.imp.rewind if step is None else step
+        return Ticket.from_model(
+            self.model,
+            weights=rewind_state,
+            method="imp",
+            round=r,
+            rewind=str(step),
+            rewind_iterations=step.iterations(self.steps_per_epoch),
+            scope=self.imp.scope,
+            fraction=self.imp.fraction,
+            metrics={"test": record.ticket.test, "final": record.ticket.final},
+        )
+
+    # ------------------------------------------------------------------ training
+
+    def _train(self, model, start, extra_callbacks=()) -> TrainingRecord:
+        """Trains steps start..T with a fresh optimizer and records the outcome."""
+        return train_from_step(
+            model,
+            start,
+            compile_config=self.compile_config,
+            x=self.x,
+            y=self.y,
+            epochs=self.epochs,
+            callbacks=copy.deepcopy(self.callbacks) + list(extra_callbacks),
+            test_data=self.test_data,
+            keep_best=self.imp.evaluate_at == "best",
+            **self.fit_kwargs,
+        )
+
+
+# ------------------------------------------------------------------ IMP runs
+
+
+def prepare(config: RunConfig, recipe, model):
+    """The model an IMP run trains: the registry model, compiled by the recipe."""
+    recipe.compile(model)
+    return model
+
+
+def summarize(run_dir: str) -> dict:
+    """The finished rounds' records of an IMP run folder (``result.json``
+    without the config)."""
+    return {"method": "imp", "rounds": _load_rounds(run_dir)}
+
+
+def _load_rounds(run_dir: str) -> list[dict]:
+    rounds = []
+    for r in paths.finished_phases(run_dir, paths.ROUND):
+        with open(paths.round_record(run_dir, r)) as handle:
+            rounds.append(json.load(handle))
+    if not rounds:
+        raise FileNotFoundError(
+            f"{run_dir} holds no finished round ({paths.round_record(run_dir, 0)})."
+        )
+    return rounds
+
+
+def points(summary: Mapping) -> list[dict]:
+    """One point per round: weights remaining, test accuracy of the ticket and
+    of each control, and the epochs spent so far."""
+    out, epochs = [], 0
+    for record in summary["rounds"]:
+        epochs += record["ticket"]["epochs"]
+        out.append(
+            {
+                "phase": f"round {record['round']}",
+                "weights_remaining": record["fraction_remaining"],
+                "accuracy": metric_of(record["ticket"], "accuracy"),
+                "val_accuracy": record["ticket"]["final"].get("val_accuracy"),
+                "controls": {
+                    name: metric_of(training, "accuracy")
+                    for name, training in record.get("baselines", {}).items()
+                },
+                "epochs": epochs,
+            }
+        )
+    return out
+
+
+registry.register(
+    registry.Method(
+        name="imp",
+        driver=IterativeMagnitudePruning,
+        prepare=prepare,
+        summarize=summarize,
+        points=points,
+        table=lambda summary, metric="accuracy": format_round_table(
+            summary["rounds"], metric
+        ),
+        plot=lambda summary, path: plot_rounds(summary["rounds"], path),
+        plot_name=paths.ACCURACY_PLOT,
+        driver_options=("extra_rewinds",),
+    )
+)

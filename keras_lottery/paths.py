@@ -1,0 +1,223 @@
+"""Every on-disk name of a run folder and of the folders made from run folders
+(open_lth's ``foundations/paths.py``): one function per file, so the layout is
+stated once.
+
+A run folder ``<out>/<method>_<hash>/``::
+
+    config.yaml                      the full config (written first)
+    result.json                      written last: the run is finished
+    report.txt, <plot>.png           keras-lottery report
+    rewind_state.npz                 the full state at the rewind point
+    round_NNN/                       IMP: record.json (last), ticket.npz, trained.npz
+    extra_rewinds/<step>/            IMP: rewind_state.npz, ticket.npz of other k
+    search_NNN/                      CS: record.json (last), state.npz, optimizer.npz
+    ticket.npz, ticket/              CS: the ticket; record.json, trained.npz
+    instability/round_NNN/           instability.json, instability.png, copies/
+    branches/round_NNN/<kind>/seed_S/record.json
+
+Sweep folders ``sweep_<hash>/`` hold ``sweep.yaml``, ``logs/``, ``sweep.json``,
+``sweep.txt`` and plots; comparison folders ``comparison.{txt,json,png}``.
+
+Example:
+
+>>> paths.round_ticket("runs/imp_3f2a9c1d0b7e", 3)
+'runs/imp_3f2a9c1d0b7e/round_003/ticket.npz'
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+# ------------------------------------------------------------------ run folder
+
+
+def run_dir(out: str, hashname: str) -> str:
+    return os.path.join(out, hashname)
+
+
+def config(run_dir: str) -> str:
+    return os.path.join(run_dir, "config.yaml")
+
+
+def result(run_dir: str) -> str:
+    return os.path.join(run_dir, "result.json")
+
+
+def report(run_dir: str) -> str:
+    return os.path.join(run_dir, "report.txt")
+
+
+def plot(run_dir: str, name: str) -> str:
+    """A figure of the run folder: ``accuracy_vs_weights.png`` (IMP),
+    ``cs_search.png`` (CS), ``instability_vs_weights.png``."""
+    return os.path.join(run_dir, name)
+
+
+ACCURACY_PLOT = "accuracy_vs_weights.png"
+CS_PLOT = "cs_search.png"
+INSTABILITY_PLOT = "instability_vs_weights.png"
+
+
+def rewind_state(run_dir: str) -> str:
+    return os.path.join(run_dir, "rewind_state.npz")
+
+
+def is_finished(run_dir: str) -> bool:
+    return os.path.exists(result(run_dir))
+
+
+# ------------------------------------------------------------------ phases
+
+
+def phase_dir(run_dir: str, prefix: str, index: int) -> str:
+    """``round_NNN`` (IMP rounds) or ``search_NNN`` (CS search rounds)."""
+    return os.path.join(run_dir, f"{prefix}_{index:03d}")
+
+
+def record(directory: str) -> str:
+    """``record.json`` of a phase: written last, it marks the phase finished."""
+    return os.path.join(directory, "record.json")
+
+
+def finished_phases(run_dir: str, prefix: str) -> list[int]:
+    """The numbers ``N`` of the finished phase folders ``<prefix>_NNN`` (those
+    holding ``record.json``), as long as they run 0, 1, 2, ... without a gap: a
+    later phase without its predecessor cannot be resumed from."""
+    found = glob.glob(os.path.join(run_dir, f"{prefix}_*", "record.json"))
+    start = len(prefix) + 1
+    numbers = sorted(int(os.path.basename(os.path.dirname(p))[start:]) for p in found)
+    return [n for i, n in enumerate(numbers) if n == i]
+
+
+ROUND = "round"
+SEARCH = "search"
+
+
+def round_dir(run_dir: str, round: int) -> str:
+    return phase_dir(run_dir, ROUND, round)
+
+
+def round_record(run_dir: str, round: int) -> str:
+    return record(round_dir(run_dir, round))
+
+
+def round_ticket(run_dir: str, round: int) -> str:
+    return os.path.join(round_dir(run_dir, round), "ticket.npz")
+
+
+def round_trained(run_dir: str, round: int) -> str:
+    return os.path.join(round_dir(run_dir, round), "trained.npz")
+
+
+def extra_rewind_dir(run_dir: str, step) -> str:
+    """Where an IMP run keeps the dense round's state at another rewind point."""
+    return os.path.join(run_dir, "extra_rewinds", str(step))
+
+
+def extra_rewind_state(run_dir: str, step) -> str:
+    return rewind_state(extra_rewind_dir(run_dir, step))
+
+
+def extra_rewind_ticket(run_dir: str, step) -> str:
+    """The round-0 ticket of a run rewinding to ``step``."""
+    return os.path.join(extra_rewind_dir(run_dir, step), "ticket.npz")
+
+
+def search_dir(run_dir: str, round: int) -> str:
+    return phase_dir(run_dir, SEARCH, round)
+
+
+def search_state(run_dir: str, round: int) -> str:
+    return os.path.join(search_dir(run_dir, round), "state.npz")
+
+
+def search_optimizer(run_dir: str, round: int) -> str:
+    return os.path.join(search_dir(run_dir, round), "optimizer.npz")
+
+
+def cs_ticket(run_dir: str) -> str:
+    return os.path.join(run_dir, "ticket.npz")
+
+
+def cs_ticket_dir(run_dir: str) -> str:
+    return os.path.join(run_dir, "ticket")
+
+
+def trained(directory: str) -> str:
+    return os.path.join(directory, "trained.npz")
+
+
+# ------------------------------------------------------------------ branches
+
+
+def instability_dir(run_dir: str, round: int) -> str:
+    return os.path.join(run_dir, "instability", f"round_{round:03d}")
+
+
+def instability_json(run_dir: str, round: int) -> str:
+    return os.path.join(instability_dir(run_dir, round), "instability.json")
+
+
+def instability_plot(run_dir: str, round: int) -> str:
+    return os.path.join(instability_dir(run_dir, round), "instability.png")
+
+
+def instability_copies(run_dir: str, round: int) -> str:
+    return os.path.join(instability_dir(run_dir, round), "copies")
+
+
+def all_instability_jsons(run_dir: str) -> list[str]:
+    return sorted(
+        glob.glob(os.path.join(run_dir, "instability", "round_*", "instability.json"))
+    )
+
+
+def branch_dir(run_dir: str, round: int, kind: str, seed: int) -> str:
+    return os.path.join(run_dir, "branches", f"round_{round:03d}", kind, f"seed_{seed}")
+
+
+def all_branch_records(run_dir: str) -> list[str]:
+    pattern = os.path.join(run_dir, "branches", "round_*", "*", "seed_*", "record.json")
+    return sorted(glob.glob(pattern))
+
+
+# ------------------------------------------------------------------ sweeps
+
+
+def sweep_config(directory: str) -> str:
+    return os.path.join(directory, "sweep.yaml")
+
+
+def sweep_logs(directory: str) -> str:
+    return os.path.join(directory, "logs")
+
+
+def sweep_log(directory: str, index: int) -> str:
+    return os.path.join(sweep_logs(directory), f"setting_{index:02d}.log")
+
+
+def sweep_json(directory: str) -> str:
+    return os.path.join(directory, "sweep.json")
+
+
+def sweep_text(directory: str) -> str:
+    return os.path.join(directory, "sweep.txt")
+
+
+SWEEP_PLOT = "sweep.png"
+REPLICATES_PLOT = "replicates.png"
+REWIND_ACCURACY_PLOT = "accuracy_vs_rewind.png"
+REWIND_INSTABILITY_PLOT = "instability_vs_rewind.png"
+REWIND_CURVES_PLOT = "interpolation_curves.png"
+
+
+def sweep_plot(directory: str, name: str) -> str:
+    """A figure of a sweep folder: ``SWEEP_PLOT``, ``REPLICATES_PLOT`` (grid
+    sweeps) or the ``REWIND_*_PLOT`` names (rewind sweeps)."""
+    return os.path.join(directory, name)
+
+
+def comparison(directory: str, ext: str) -> str:
+    """``comparison.txt``, ``.json`` or ``.png``."""
+    return os.path.join(directory, f"comparison.{ext}")

@@ -1,0 +1,204 @@
+"""Branches: analyses run later against an IMP run folder's saved rounds, without
+redoing the trunk (open_lth's ``lottery_branch``).
+
+Every branch starts from what round ``N`` saved (``round_NNN/ticket.npz``: the
+masks and the full state at the rewind step ``k``; round 0 is the dense
+network) and trains with the run's own recipe (``config.yaml``) from step ``k``:
+
+- :func:`run_instability`: pairs of copies of the round's subnetwork that differ
+  only in data order; curves and barriers in ``instability/round_NNN/``
+  (``instability.json``, ``instability.png``; trained copies and finished pairs
+  are kept, so an interrupted analysis resumes without retraining them);
+- :func:`run_branch` with a control ``kind``: ``random_reinit`` (same masks,
+  fresh initialization), ``random_prune`` (rewound weights, random masks with
+  each layer's count of survivors kept) or ``shuffle_masks`` (rewound weights,
+  each layer's mask randomly permuted within the layer; any control registered
+  in :mod:`keras_lottery.controls`); results in
+  ``branches/round_NNN/<kind>/seed_S/record.json``.
+
+``keras-lottery report RUN_DIR`` shows both next to the IMP rounds.
+
+Example:
+
+>>> summary = run_instability("runs/imp_3f2a9c1d0b7e", round=3, pairs=2)
+>>> record = run_branch("runs/imp_3f2a9c1d0b7e", round=3, kind="shuffle_masks")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import keras
+
+from keras_lottery import analysis, controls, paths, pruning
+from keras_lottery._io import atomic_write_json
+from keras_lottery._messages import print_msg
+from keras_lottery.config import RunConfig, load_config
+from keras_lottery.recipes import Recipe
+from keras_lottery.runs import plots
+from keras_lottery.ticket import Ticket
+from keras_lottery.training import train_from_step
+
+
+@dataclass
+class SavedRound:
+    """What a finished round of a run folder provides to start a branch from."""
+
+    run_dir: str
+    round: int
+    config: RunConfig
+    ticket: Ticket
+    record: dict
+
+    @property
+    def start_step(self) -> int:
+        """The rewind step ``k`` (iterations) the round's ticket starts at."""
+        return int(self.ticket.metadata.get("rewind_iterations", 0) or 0)
+
+    def recipe(self) -> Recipe:
+        return Recipe(self.config)
+
+
+def load_round(run_dir: str, round: int, overrides: Iterable[str] = ()) -> SavedRound:
+    """Reads round ``round`` of ``run_dir``. ``overrides`` may only set
+    ``stability.*`` fields: the recipe is the run's own."""
+    overrides = list(overrides)
+    bad = [o for o in overrides if not o.strip().startswith("stability.")]
+    if bad:
+        raise ValueError(
+            f"Only stability.* settings can be overridden for an existing run "
+            f"(its recipe is its config.yaml); got {bad}."
+        )
+    path = paths.config(run_dir)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml).")
+    config = load_config(path, overrides)
+    if isinstance(round, bool) or not isinstance(round, int) or round < 0:
+        raise ValueError(f"round must be an int >= 0; got {round!r}.")
+    record_path = paths.round_record(run_dir, round)
+    if not os.path.exists(record_path):
+        finished = paths.finished_phases(run_dir, paths.ROUND)
+        raise ValueError(
+            f"Round {round} of {run_dir} is not finished (no {record_path}); "
+            f"finished rounds: {finished or 'none'}."
+        )
+    with open(record_path) as handle:
+        record = json.load(handle)
+    ticket = Ticket.load(paths.round_ticket(run_dir, round))
+    return SavedRound(run_dir, round, config, ticket, record)
+
+
+# ----------------------------------------------------------------- instability
+
+
+def run_instability(
+    run_dir: str,
+    round: int,
+    overrides: Iterable[str] = (),
+    verbose: int = 1,
+    **settings,
+) -> dict:
+    """Instability of round ``round``'s subnetwork at its rewind step (round 0:
+    the dense network), with the run's recipe; resumable.
+
+    ``settings`` (``pairs``, ``points``, ``threshold``, ...) and ``overrides``
+    (``"stability.points=11"``) replace the config's ``stability`` section.
+    Writes ``instability/round_NNN/{instability.json, instability.png}`` and
+    keeps each trained copy and finished pair under ``.../copies/``. Returns
+    the saved summary.
+    """
+    saved = load_round(run_dir, round, overrides)
+    recipe = saved.recipe()
+    if verbose:
+        print_msg(
+            f"[keras_lottery] instability of round {round} "
+            f"({100 * saved.record['fraction_remaining']:.2f}% weights remaining) "
+            f"from step {saved.start_step} of {run_dir}"
+        )
+    result = analysis.instability(
+        saved.ticket,
+        recipe,
+        start_step=saved.start_step,
+        settings=analysis.settings_with(saved.config.stability, settings),
+        cache_dir=paths.instability_copies(run_dir, round),
+        verbose=verbose,
+    )
+    summary = {
+        "run_dir": os.path.abspath(run_dir),
+        "round": round,
+        "fraction_remaining": saved.record["fraction_remaining"],
+        "rewind": saved.ticket.metadata.get("rewind"),
+        **result.to_dict(),
+    }
+    atomic_write_json(paths.instability_json(run_dir, round), summary)
+    plots.plot_instability(
+        summary,
+        paths.instability_plot(run_dir, round),
+        title=f"round {round}, {100 * saved.record['fraction_remaining']:.1f}% "
+        f"weights, k = {summary['rewind']}",
+    )
+    return summary
+
+
+# -------------------------------------------------------------------- controls
+
+
+def run_branch(
+    run_dir: str, round: int, kind: str, seed: int = 0, verbose: int = 1
+) -> dict:
+    """Trains control ``kind`` from round ``round`` (>= 1) of ``run_dir`` from
+    the round's rewind step with the run's recipe, as IMP trains its controls.
+    Skips (and returns the saved record) if already done."""
+    controls.get(kind)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0; got {seed!r}.")
+    path = paths.record(paths.branch_dir(run_dir, round, kind, seed))
+    if os.path.exists(path):
+        if verbose:
+            print_msg(f"[keras_lottery] {path} exists; nothing to do.")
+        with open(path) as handle:
+            return json.load(handle)
+    saved = load_round(run_dir, round)
+    if round == 0:
+        raise ValueError(
+            "Round 0 is the dense network: controls need a pruned round (>= 1)."
+        )
+    recipe = saved.recipe()
+    random_seed = controls.branch_seed(saved.config.seed, round, kind, seed)
+    model = controls.control_model(kind, saved.ticket, recipe.build_model, random_seed)
+    recipe.compile(model)
+    keras.utils.set_random_seed(random_seed)
+    record = train_from_step(
+        model,
+        saved.start_step,
+        compile_config=model.get_compile_config(),
+        test_data=recipe.test_data,
+        keep_best=saved.config.pruning.evaluate_at == "best",
+        **recipe.fit_kwargs(verbose=2 if verbose > 1 else 0),
+    )
+    report = pruning.sparsity_report(model)
+    result = {
+        "kind": kind,
+        "seed": seed,
+        "round": round,
+        "rewind": saved.ticket.metadata.get("rewind"),
+        "start_step": saved.start_step,
+        "fraction_remaining": report.fraction_remaining,
+        "layers_remaining": {
+            layer.name: layer.fraction_remaining for layer in report.layers
+        },
+        "training": dataclasses.asdict(record),
+    }
+    atomic_write_json(path, result)
+    if verbose:
+        accuracy = (record.test or {}).get("accuracy")
+        print_msg(
+            f"[keras_lottery] branch {kind} (seed {seed}) of round {round}: test "
+            f"accuracy {accuracy if accuracy is None else f'{accuracy:.4f}'}, "
+            f"{record.wall_time:.1f}s"
+        )
+    return result

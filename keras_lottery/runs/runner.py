@@ -1,0 +1,98 @@
+"""Runs a :class:`RunConfig` in a hash-named folder: idempotent and resumable.
+
+The run folder ``<out>/<method>_<hash>/`` (layout in :mod:`keras_lottery.paths`)
+gets ``config.yaml`` first, the method's phase folders as they finish, the
+report, and ``result.json`` last: its presence means the run is finished.
+The method is looked up in :mod:`keras_lottery.methods.registry`; its driver is
+built from the config (so bad values fail before any folder is created).
+
+Re-running a finished config does nothing; an interrupted one resumes after the
+last finished phase and, with the same seed, ends with the same masks.
+Runs that share phases can start from another run's folder
+(:mod:`keras_lottery.runs.sharing`).
+
+Example:
+
+>>> run_dir = run(load_config("configs/lenet_mnist.yaml"), out="runs")
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from keras_lottery import paths
+from keras_lottery._io import atomic_write_json, atomic_write_text
+from keras_lottery._messages import print_msg
+from keras_lottery.config import RunConfig, load_config
+from keras_lottery.methods import registry
+from keras_lottery.recipes import Recipe
+from keras_lottery.runs import report
+
+
+def run_dir_for(config: RunConfig, out: str) -> str:
+    """The run folder of ``config`` under ``out``."""
+    return paths.run_dir(out, config.hashname())
+
+
+def run(
+    config: RunConfig,
+    out: str = "runs",
+    verbose: int = 1,
+    prepared=None,
+    **driver_options,
+) -> str:
+    """Runs (or resumes, or skips if finished) ``config``; returns the run folder.
+
+    ``prepared`` optionally gives the ``(recipe, model)`` pair that
+    :func:`prepare` returns for this config (Keras Tuner builds it first).
+    ``driver_options`` go to the method's driver (IMP: ``extra_rewinds``,
+    further rewind points whose dense-round state is saved for
+    :func:`keras_lottery.runs.sharing.seed_dense_round`; no effect on results).
+    """
+    method = registry.get(config.method)
+    unknown = sorted(set(driver_options) - set(method.driver_options))
+    if unknown:
+        raise ValueError(
+            f"Method {config.method!r} takes no option(s) {unknown}; allowed: "
+            f"{list(method.driver_options)}."
+        )
+    directory = run_dir_for(config, out)
+    if paths.is_finished(directory):
+        if verbose:
+            print_msg(f"[keras_lottery] {directory} is already finished; nothing to do.")
+        return directory
+    recipe, model = prepared if prepared is not None else prepare(config)
+    driver = method.driver.from_config(
+        config, model, checkpoint_dir=directory, verbose=verbose, **driver_options
+    )
+    os.makedirs(directory, exist_ok=True)
+    atomic_write_text(paths.config(directory), config.to_yaml())
+    driver.run(model, test_data=recipe.test_data, **recipe.fit_kwargs(verbose=2 if verbose else 0))
+    report.write_report(directory)
+    atomic_write_json(
+        paths.result(directory),
+        {"config": config.to_dict(), **method.summarize(directory)},
+    )
+    return directory
+
+
+def prepare(config: RunConfig):
+    """The :class:`Recipe` and the compiled model a run of ``config`` trains:
+    the registry model, seeded with ``config.seed``, prepared by the method
+    (soft-masked for CS)."""
+    method = registry.get(config.method)
+    recipe = Recipe(config)
+    keras.utils.set_random_seed(config.seed)
+    model = method.prepare(config, recipe, recipe.build_model())
+    return recipe, model
+
+
+def load_config_of(directory: str) -> RunConfig:
+    """The config saved in a run folder (``config.yaml``); a clear error for a
+    folder that is not a run folder."""
+    path = paths.config(directory)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{directory} is not a run folder (no config.yaml).")
+    return load_config(path)

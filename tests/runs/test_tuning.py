@@ -1,0 +1,108 @@
+"""keras_lottery.runs.tuning: CS searches as Keras Tuner trials, whose metrics
+are the numbers of the trial's run folder."""
+
+import json
+import os
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from keras_lottery.config import load_config
+from keras_lottery.runs import runner
+from keras_lottery.runs.tuning import CSHyperModel, metrics
+from keras_lottery.ticket import Ticket
+from tests.test_examples import load_example
+
+
+def _json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def test_keras_tuner_grid_over_s0_gives_a_family_of_tickets(cs_mlp_config, tmp_path):
+    # Through the example script, which builds CSHyperModel and a GridSearch.
+    example = load_example("tune_cs_with_keras_tuner.py")
+    out = str(tmp_path / "runs")
+    args = [str(cs_mlp_config), "--s0", "-0.5", "0.5", "--out", out]
+    tuner = example.main(args + ["--tuner-dir", str(tmp_path / "tuning")])
+    hypermodel = tuner.hypermodel
+    assert isinstance(hypermodel, CSHyperModel)
+    trials = tuner.oracle.get_best_trials(2)
+    assert len(trials) == 2
+    remaining = {}
+    for trial in trials:
+        hp = trial.hyperparameters
+        run_dir = hypermodel.run_dir(hp)
+        assert run_dir == runner.run_dir_for(hypermodel.trial_config(hp), out)
+        assert hypermodel.ticket_path(hp) == os.path.join(run_dir, "ticket.npz")
+        # What the tuner recorded is exactly what the run folder holds.
+        result = _json(os.path.join(run_dir, "result.json"))
+        record = result["ticket"]
+        expected = metrics(result)
+        assert expected == {
+            "val_accuracy": record["ticket_training"]["final"]["val_accuracy"],
+            "test_accuracy": record["ticket_training"]["test"]["accuracy"],
+            "weights_remaining": 1 - record["ticket"]["sparsity"],
+            "weights_remaining_in_scope": 1 - record["ticket"]["sparsity_in_scope"],
+            "epochs": float(record["epochs"]["total"]),
+        }
+        for name, value in expected.items():
+            assert trial.metrics.get_last_value(name) == value, name
+        ticket = Ticket.load(hypermodel.ticket_path(hp))
+        assert expected["weights_remaining"] == pytest.approx(1 - ticket.sparsity)
+        assert record["ticket"]["mask_initial_value"] == hp.get("mask_initial_value")
+        remaining[hp.get("mask_initial_value")] = expected["weights_remaining"]
+    assert remaining[-0.5] < remaining[0.5]
+    best = max(trials, key=lambda t: t.metrics.get_last_value("val_accuracy"))
+    assert trials[0].trial_id == best.trial_id  # the objective: val_accuracy, max
+    # A second tuner over the same run folders reuses the finished runs.
+    stamp = os.path.getmtime(hypermodel.ticket_path(trials[0].hyperparameters))
+    again = keras_tuner.GridSearch(
+        hypermodel,
+        objective=hypermodel.objective,
+        directory=str(tmp_path / "tuning2"),
+        project_name="cs",
+    )
+    again.search()
+    assert os.path.getmtime(hypermodel.ticket_path(trials[0].hyperparameters)) == stamp
+
+
+def test_metrics_of_an_imp_run_are_its_last_round(imp_run):
+    result = _json(imp_run / "result.json")
+    last = result["rounds"][-1]
+    epochs = sum(r["ticket"]["epochs"] for r in result["rounds"])
+    assert metrics(result) == {
+        "val_accuracy": last["ticket"]["final"]["val_accuracy"],
+        "test_accuracy": last["ticket"]["test"]["accuracy"],
+        "weights_remaining": last["fraction_remaining"],
+        "weights_remaining_in_scope": last["fraction_remaining"],
+        "epochs": float(epochs),
+    }
+
+
+def test_metrics_without_validation_data_give_nan_val_accuracy():
+    training = {"epochs": 2, "final": {"accuracy": 0.5}, "test": {"accuracy": 0.4}}
+    result = {
+        "method": "cs",
+        "ticket": {
+            "ticket_training": training,
+            "ticket": {"sparsity": 0.75, "sparsity_in_scope": 0.8},
+            "epochs": {"search": 2, "ticket": 2, "total": 4},
+        },
+    }
+    out = metrics(result)
+    assert np.isnan(out["val_accuracy"])
+    assert out["test_accuracy"] == 0.4 and out["epochs"] == 4.0
+    assert out["weights_remaining"] == 0.25
+    assert out["weights_remaining_in_scope"] == pytest.approx(0.2)
+
+
+def test_hypermodel_validates_its_arguments(cs_mlp_config):
+    config = load_config(cs_mlp_config)
+    with pytest.raises(ValueError, match="method 'imp'"):
+        CSHyperModel(load_config(None))
+    with pytest.raises(ValueError, match="non-empty list of numbers"):
+        CSHyperModel(config, mask_initial_values=[])
+    with pytest.raises(ValueError, match="penalties must be >= 0"):
+        CSHyperModel(config, penalties=[np.float64(-1.0)])
