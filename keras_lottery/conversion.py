@@ -176,8 +176,6 @@ HARD_TWINS: dict[type, type] = {
     SoftMaskedDepthwiseConv2D: MaskedDepthwiseConv2D,
 }
 
-_SOFT_KEYS = ("mask_initial_value", "mask_penalty")
-
 
 _SOFT_KEYS = ("mask_initial_value", "mask_penalty")
 

@@ -87,7 +87,8 @@ class SoftMaskMixin(KernelMaskMixin):
     _lora_refusal = "{cls} does not support LoRA."
     _quantize_refusal = (
         "{cls} cannot be quantized: binarize the mask first "
-        "(keras_lottery.cs) and strip it (keras_lottery.export.strip_masks)."
+        "(keras_lottery.conversion.harden) and strip it "
+        "(keras_lottery.export.strip_masks)."
     )
     _saved_contents = "(kernel, bias if used, mask logits, temperature, penalty)"
 

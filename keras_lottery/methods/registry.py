@@ -31,8 +31,8 @@ class Method:
         name: the ``method`` value of a config (also the run folders' prefix).
         driver: a class with ``from_config(config, model, *, checkpoint_dir,
             verbose, **options)`` and ``run(model, test_data=..., **fit_kwargs)``.
-        prepare: ``(config, recipe) -> compiled model`` that a run trains, from
-            a freshly seeded registry model.
+        prepare: ``(config, recipe, model) -> compiled model`` that a run
+            trains, from ``model``, a freshly seeded registry model.
         summarize: ``run_dir -> dict``: what ``result.json`` holds besides the
             config (``{"method": name, ...}``), read from the phase folders.
         points: ``summary -> [point]``: the tickets of a run as curve points

@@ -16,6 +16,7 @@ from keras_lottery.config import (
     DataConfig,
     PruningConfig,
     RunConfig,
+    StabilityConfig,
     TrainingConfig,
     load_config,
 )
@@ -213,3 +214,21 @@ def test_analysis_and_other_method_sections_do_not_change_a_cs_hash():
     assert cs.hashname() != load_config(None, ["method=cs"]).hashname()
     # The method's own section does change it.
     assert cs.non_default() == {"method": "cs", "cs": {"rounds": 2}}
+
+
+def test_stability_section_is_typed_and_not_part_of_the_run_hash():
+    plain = RunConfig()
+    changed = load_config(None, ["stability.points=11", "stability.threshold=0.05"])
+    assert changed.stability.points == 11 and changed.stability.threshold == 0.05
+    assert changed.hashname() == plain.hashname()
+    assert load_config(None, ["seed=3"]).hashname() != plain.hashname()
+    for override, match in (
+        ("stability.points=1", "stability.points"),
+        ("stability.pairs=0", "stability.pairs"),
+        ("stability.threshold=-0.1", "stability.threshold"),
+        ("stability.train_eval_limit=0", "stability.train_eval_limit"),
+        ("stability.pionts=3", "stability.pionts"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            load_config(None, [override])
+    assert StabilityConfig().points == 30 and StabilityConfig().threshold == 0.02
