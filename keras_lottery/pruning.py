@@ -116,12 +116,22 @@ def _layers_by_name(model) -> dict:
     return {layer.name: layer for layer in layers}
 
 
-def _check_names(names: Iterable[str], by_name: Mapping) -> None:
+def check_layer_names(model, names: Iterable[str], what: str = "layer") -> None:
+    """A ``ValueError`` naming ``what`` and the names in ``names`` that are not
+    masked layers of ``model`` (listing those that are).
+
+    >>> check_layer_names(model, ["output"], "pruning.exclude")
+    """
+    _check_names(names, _layers_by_name(model), what)
+
+
+def _check_names(names: Iterable[str], by_name: Mapping, what: str = "") -> None:
     unknown = [n for n in names if n not in by_name]
     if unknown:
+        where = f"{what}: " if what else ""
         raise ValueError(
-            f"Unknown masked layer name(s) {unknown}. The model's masked layers "
-            f"are: {sorted(by_name)}."
+            f"{where}Unknown masked layer name(s) {unknown}. The model's masked "
+            f"layers are: {sorted(by_name)}."
         )
 
 

@@ -168,12 +168,15 @@ class IterativeMagnitudePruning:
         >>> imp = IterativeMagnitudePruning.from_config(config, model)
         """
         p = config.pruning
+        layers = layers_in_scope(model, p.layers)
+        pruning.check_layer_names(model, layers, "pruning.layers")
+        pruning.check_layer_names(model, p.exclude, "pruning.exclude")
         return cls(
             fraction=p.fraction,
             rounds=p.rounds,
             target_sparsity=p.target_sparsity,
             scope=p.scope,
-            layers=layers_in_scope(model, p.layers),
+            layers=layers,
             exclude=p.exclude,
             layer_fractions=pruning.expand_patterns(
                 model, p.layer_fractions, "pruning.layer_fractions"

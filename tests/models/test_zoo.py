@@ -213,7 +213,7 @@ def test_builds_are_reproducible_under_a_seed():
 # One training step per family, at tiny inputs, with the configurations (and so
 # the weight shapes) of SMALL. TensorFlow runs it eagerly: tracing costs 5-30 s
 # per model on 2 CPU cores, while an eager step takes about a second (the traced
-# path is exercised by tests/test_pipelines.py). On JAX an eager step dispatches
+# path is exercised by tests/data/test_pipelines.py). On JAX an eager step dispatches
 # and compiles op by op, which is slower than compiling the step once.
 TRAIN = [0, 10, 11, 16, 19]  # cifar_resnet_20, resnet (bottleneck), vgg11, MobileNets
 
