@@ -13,9 +13,10 @@ instead of W_0. This module does both through ordinary ``model.fit``:
   settings and trains steps k..T: the learning-rate schedule continues from step k
   (``OffsetSchedule``; epoch-indexed callbacks see ``initial_epoch = k // S``), as
   open_lth does. Adam's bias correction restarts with the fresh optimizer.
-- Optionally each round also trains the two standard controls with the same
-  recipe: random reinitialization (same masks, fresh initialization) and random
-  pruning (same per-layer counts, random positions, rewound weights).
+- Each round also trains the controls named in ``baselines`` with the same
+  recipe (:mod:`keras_lottery.controls`; by default random reinitialization,
+  same masks and a fresh initialization, and random pruning, same per-layer
+  counts at random positions with the rewound weights).
 
 Example:
 
