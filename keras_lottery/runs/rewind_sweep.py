@@ -258,6 +258,4 @@ def _write(directory, config, steps, round, rows) -> None:
     plots.plot_sweep_instability(
         rows, paths.sweep_plot(directory, paths.REWIND_INSTABILITY_PLOT), threshold
     )
-    plots.plot_sweep_curves(
-        rows, paths.sweep_plot(directory, paths.REWIND_CURVES_PLOT)
-    )
+    plots.plot_sweep_curves(rows, paths.sweep_plot(directory, paths.REWIND_CURVES_PLOT))

@@ -61,7 +61,9 @@ def run(
     directory = run_dir_for(config, out)
     if paths.is_finished(directory):
         if verbose:
-            print_msg(f"[keras_lottery] {directory} is already finished; nothing to do.")
+            print_msg(
+                f"[keras_lottery] {directory} is already finished; nothing to do."
+            )
         return directory
     recipe, model = prepared if prepared is not None else prepare(config)
     driver = method.driver.from_config(
@@ -69,7 +71,11 @@ def run(
     )
     os.makedirs(directory, exist_ok=True)
     atomic_write_text(paths.config(directory), config.to_yaml())
-    driver.run(model, test_data=recipe.test_data, **recipe.fit_kwargs(verbose=2 if verbose else 0))
+    driver.run(
+        model,
+        test_data=recipe.test_data,
+        **recipe.fit_kwargs(verbose=2 if verbose else 0),
+    )
     report.write_report(directory)
     atomic_write_json(
         paths.result(directory),

@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 import keras_tuner
 
-from keras_lottery.config import RunConfig
 from keras_lottery import paths
+from keras_lottery.config import RunConfig
 from keras_lottery.methods import registry
 from keras_lottery.runs import runner
 
@@ -128,7 +127,9 @@ def metrics(result: dict) -> dict[str, float]:
         "val_accuracy": float(_or(point["val_accuracy"], nan)),
         "test_accuracy": float(_or(point["accuracy"], nan)),
         "weights_remaining": remaining,
-        "weights_remaining_in_scope": point.get("weights_remaining_in_scope", remaining),
+        "weights_remaining_in_scope": point.get(
+            "weights_remaining_in_scope", remaining
+        ),
         "epochs": float(point["epochs"]),
     }
 

@@ -11,9 +11,7 @@ from keras_lottery.config import ConfigError, load_config
 from keras_lottery.runs import runner
 from keras_lottery.soft_masks import LOGITS
 
-# IterativeMagnitudePruning.from_config does not check the names in
-# pruning.layers / pruning.exclude; pruning does, at the first pruned round: after
-# the run folder is made and the dense round is trained.
+
 @pytest.mark.parametrize(
     "override,match",
     [
