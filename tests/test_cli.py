@@ -86,7 +86,10 @@ def test_run_with_augmentation_and_normalization(tiny_config, tmp_path):
     (run_dir,) = list(out.iterdir())
     record = json.loads((run_dir / "round_001" / "record.json").read_text())
     assert record["ticket"]["steps"] == 2 * 5  # 80 examples / batch 16, 2 epochs
-    assert 0.0 <= record["ticket"]["test"]["accuracy"] <= 1.0
+    correct = record["ticket"]["test"]["accuracy"] * 30  # 30 test images
+    assert correct == pytest.approx(round(correct), abs=1e-4)
+    saved = (run_dir / "config.yaml").read_text()
+    assert "augment: flip" in saved and "normalize: true" in saved
 
 
 # --------------------------------------------------------------------------- CS

@@ -126,3 +126,12 @@ def read_record(directory) -> dict:
     """The ``record.json`` of a phase folder."""
     with open(paths.record(directory)) as handle:
         return json.load(handle)
+
+
+def phase_records(run_dir: str, prefix: str) -> list[dict]:
+    """The ``record.json`` of every finished phase ``<prefix>_NNN`` of a run
+    folder (``paths.ROUND`` or ``paths.SEARCH``), in order."""
+    return [
+        read_record(paths.phase_dir(run_dir, prefix, n))
+        for n in paths.finished_phases(run_dir, prefix)
+    ]

@@ -60,7 +60,11 @@ from keras_lottery.callbacks import (
 from keras_lottery.config import CSConfig, RunConfig
 from keras_lottery.conversion import harden, soften
 from keras_lottery.methods import registry
-from keras_lottery.methods.checkpoints import CSCheckpoints, read_record
+from keras_lottery.methods.checkpoints import (
+    CSCheckpoints,
+    phase_records,
+    read_record,
+)
 from keras_lottery.methods.figures import plot_search
 from keras_lottery.methods.records import CSResult, SearchRoundRecord
 from keras_lottery.methods.tables import format_cs_table, search_line, ticket_line
@@ -395,9 +399,7 @@ def prepare(config: RunConfig, recipe, model):
 def summarize(run_dir: str) -> dict:
     """The search rounds' records and the ticket record (``None`` until the
     ticket is trained) of a CS run folder (``result.json`` without the config)."""
-    search = []
-    for r in paths.finished_phases(run_dir, paths.SEARCH):
-        search.append(read_record(paths.search_dir(run_dir, r)))
+    search = phase_records(run_dir, paths.SEARCH)
     ticket_dir = paths.cs_ticket_dir(run_dir)
     ticket = (
         read_record(ticket_dir) if os.path.exists(paths.record(ticket_dir)) else None

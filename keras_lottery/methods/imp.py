@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 
@@ -43,7 +42,7 @@ from keras_lottery._messages import print_msg
 from keras_lottery.callbacks import RewindCheckpoint
 from keras_lottery.config import PruningConfig, RunConfig
 from keras_lottery.methods import registry
-from keras_lottery.methods.checkpoints import IMPCheckpoints
+from keras_lottery.methods.checkpoints import IMPCheckpoints, phase_records
 from keras_lottery.methods.figures import plot_rounds
 from keras_lottery.methods.records import IMPResult, RoundRecord
 from keras_lottery.methods.tables import format_round_table, summary_line
@@ -231,8 +230,12 @@ class IterativeMagnitudePruning:
                 "Do not pass initial_epoch: IMP sets it from the rewind point."
             )
         steps_per_epoch = infer_steps_per_epoch(x, fit_kwargs)
+        self._check_rewinds(epochs, steps_per_epoch)
+        data = (x, y, test_data, fit_kwargs)
+        return _Job(self, model, data, model_fn, epochs, steps_per_epoch).run()
+
+    def _check_rewinds(self, epochs: int, steps_per_epoch: int) -> None:
         total = epochs * steps_per_epoch
-        k = self.rewind.iterations(steps_per_epoch)
         for step in [self.rewind, *self.extra_rewinds]:
             at = step.iterations(steps_per_epoch)
             if at >= total:
@@ -242,19 +245,6 @@ class IterativeMagnitudePruning:
                     f"{total} iterations). Choose an earlier rewind point or train "
                     "longer."
                 )
-        job = _Job(
-            self,
-            model,
-            x,
-            y,
-            test_data,
-            model_fn,
-            fit_kwargs,
-            epochs,
-            steps_per_epoch,
-            k,
-        )
-        return job.run()
 
     def densities(self, round_index: int) -> tuple[float, dict[str, float]]:
         """Target density (vs. dense) after ``round_index`` rounds, overall and
@@ -283,25 +273,13 @@ def rounds_for(
 class _Job:
     """The state of one ``IterativeMagnitudePruning.run`` call."""
 
-    def __init__(
-        self,
-        imp,
-        model,
-        x,
-        y,
-        test_data,
-        model_fn,
-        fit_kwargs,
-        epochs,
-        steps_per_epoch,
-        k,
-    ):
-        self.imp, self.model, self.x, self.y = imp, model, x, y
-        self.test_data, self.model_fn = test_data, model_fn
+    def __init__(self, imp, model, data, model_fn, epochs, steps_per_epoch):
+        self.imp, self.model, self.model_fn = imp, model, model_fn
+        self.x, self.y, self.test_data, fit_kwargs = data
         self.callbacks = copy.deepcopy(list(fit_kwargs.pop("callbacks", None) or []))
         self.fit_kwargs = fit_kwargs
-        self.epochs, self.steps_per_epoch, self.k = epochs, steps_per_epoch, k
-        self.total = epochs * steps_per_epoch
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.k = imp.rewind.iterations(steps_per_epoch)
         self.compile_config = model.get_compile_config()
         self.store = IMPCheckpoints(imp.checkpoint_dir) if imp.checkpoint_dir else None
         self.extra_states = {}
@@ -440,19 +418,12 @@ def prepare(config: RunConfig, recipe, model):
 def summarize(run_dir: str) -> dict:
     """The finished rounds' records of an IMP run folder (``result.json``
     without the config)."""
-    return {"method": "imp", "rounds": _load_rounds(run_dir)}
-
-
-def _load_rounds(run_dir: str) -> list[dict]:
-    rounds = []
-    for r in paths.finished_phases(run_dir, paths.ROUND):
-        with open(paths.round_record(run_dir, r)) as handle:
-            rounds.append(json.load(handle))
+    rounds = phase_records(run_dir, paths.ROUND)
     if not rounds:
         raise FileNotFoundError(
             f"{run_dir} holds no finished round ({paths.round_record(run_dir, 0)})."
         )
-    return rounds
+    return {"method": "imp", "rounds": rounds}
 
 
 def points(summary: Mapping) -> list[dict]:
