@@ -27,13 +27,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from keras_lottery.errors import ConfigError
 from keras_lottery.pruning import SCOPES
 from keras_lottery.steps import Step
-
-
-class ConfigError(ValueError):
-    """A config key is unknown or has a value of the wrong type or range."""
-
 
 #: Training augmentations (``data.augment``), see ``keras_lottery.data.pipelines``.
 AUGMENTATIONS = ("cifar", "random_resized_crop", "flip", "none")
