@@ -96,7 +96,7 @@ class Recipe:
         )
         self.mean = self.std = None
         if data.normalize:
-            from keras_lottery.data.pipelines import channel_stats
+            from keras_lottery.data.datasets import channel_stats
 
             self.mean, self.std = channel_stats(self.splits.x_train)
 

@@ -154,3 +154,23 @@ def _as_images(x) -> np.ndarray:
 
 def _as_labels(y) -> np.ndarray:
     return np.asarray(y).reshape(-1).astype("int32")
+
+
+def channel_stats(images, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of ``images`` (on the scale the
+    pipelines use: uint8 divided by 255), computed in float64 in chunks."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"Expected images shaped (N, H, W, C); got {images.shape}.")
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    channels = images.shape[-1]
+    total = np.zeros(channels)
+    squares = np.zeros(channels)
+    for start in range(0, len(images), chunk):
+        block = images[start : start + chunk].astype(np.float64) / scale
+        total += block.sum(axis=(0, 1, 2))
+        squares += np.square(block).sum(axis=(0, 1, 2))
+    count = images.shape[0] * images.shape[1] * images.shape[2]
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)

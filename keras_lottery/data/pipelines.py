@@ -74,6 +74,7 @@ from keras_lottery.data.augment import (
     random_flip,
     random_resized_crop,
 )
+from keras_lottery.data.datasets import channel_stats
 
 #: Per-channel statistics of the full training sets, on the [0, 1] scale.
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -172,24 +173,6 @@ def _stats(mean, std, channels):
 
 # ----------------------------------------------------------------------------
 # Public helpers
-
-
-def channel_stats(images, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of ``images`` (on the scale the
-    pipelines use: uint8 divided by 255), computed in float64 in chunks."""
-    images, _ = _images_labels(images, np.zeros(len(images)))
-    scale = 255.0 if images.dtype == np.uint8 else 1.0
-    channels = images.shape[-1]
-    total = np.zeros(channels)
-    squares = np.zeros(channels)
-    for start in range(0, len(images), chunk):
-        block = images[start : start + chunk].astype(np.float64) / scale
-        total += block.sum(axis=(0, 1, 2))
-        squares += np.square(block).sum(axis=(0, 1, 2))
-    count = images.shape[0] * images.shape[1] * images.shape[2]
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
-    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def steps_per_epoch(num_examples: int, batch_size: int, drop_remainder=False) -> int:
