@@ -1,0 +1,111 @@
+"""The GPU study's NumPy feeding (benchmarks/device) and the TensorFlow-free import
+path it relies on."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+DEVICE = os.path.join(ROOT, "benchmarks", "device")
+
+
+@pytest.fixture(scope="module")
+def study():
+    sys.path.insert(0, DEVICE)
+    try:
+        import rewinding_study
+
+        yield rewinding_study
+    finally:
+        sys.path.remove(DEVICE)
+
+
+def _batches(study, seed=0, n=10):
+    x = np.arange(n * 4 * 4 * 3, dtype=np.float32).reshape(n, 4, 4, 3) / 1000
+    y = np.arange(n, dtype=np.int32)
+    mean, std = np.array([0.1, 0.2, 0.3]), np.array([2.0, 2.0, 4.0])
+    return study.AugmentedBatches(x, y, 4, mean, std, seed, padding=1), x
+
+
+@pytest.mark.backend_neutral
+def test_batches_cover_an_epoch_once_with_crops_inside_the_padding(study):
+    batches, x = _batches(study)
+    assert len(batches) == 3
+    labels = np.concatenate([batches[i][1] for i in range(len(batches))])
+    assert sorted(labels) == list(range(10))  # a permutation, last batch smaller
+    images, labels = batches[0]
+    assert images.shape == (4, 4, 4, 3) and images.dtype == np.float32
+    raw = images * np.array([2.0, 2.0, 4.0]) + np.array([0.1, 0.2, 0.3])
+    for image, label in zip(raw, labels, strict=True):
+        padded = np.pad(x[label], ((1, 1), (1, 1), (0, 0)))
+        windows = [
+            padded[t : t + 4, c : c + 4][:, ::flip]
+            for t in range(3)
+            for c in range(3)
+            for flip in (1, -1)
+        ]
+        assert any(np.allclose(image, w, atol=1e-6) for w in windows)
+
+
+@pytest.mark.backend_neutral
+def test_batches_are_a_pure_function_of_seed_and_epoch(study):
+    first, _ = _batches(study, seed=3)
+    again, _ = _batches(study, seed=3)
+    np.testing.assert_array_equal(first[1][0], again[1][0])
+    epoch0 = first[0][0].copy()
+    first.on_epoch_end()
+    assert not np.array_equal(first[0][0], epoch0)
+    other, _ = _batches(study, seed=4)
+    assert not np.array_equal(other[0][0], epoch0)
+
+
+def test_the_core_and_data_loading_import_without_tensorflow(tmp_path):
+    """The device machine has JAX but no TensorFlow: the config, the registry
+    models, array datasets and the IMP runner must import there; only the
+    tf.data pipelines need TensorFlow."""
+    (tmp_path / "sitecustomize.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            class _NoTensorFlow:
+                def find_spec(self, name, path=None, target=None):
+                    if name.split(".")[0] in ("tensorflow", "tensorboard"):
+                        raise ModuleNotFoundError(f"No module named {name!r}")
+
+            sys.meta_path.insert(0, _NoTensorFlow())
+            """
+        )
+    )
+    code = textwrap.dedent(
+        """
+        import json, sys
+        import keras_lottery
+        from keras_lottery.data import load_dataset
+        from keras_lottery.config import load_config
+        from keras_lottery.recipes import Recipe
+        from keras_lottery.runs import runner
+        config = load_config(None, ["data.name=digits", "data.validation_size=180"])
+        recipe = Recipe(config)
+        try:
+            keras_lottery.data.pipelines
+            error = None
+        except ImportError as e:
+            error = str(e)
+        print(json.dumps({"train": len(recipe.splits.x_train), "error": error,
+                          "tf": "tensorflow" in sys.modules}))
+        """
+    )
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=f"{tmp_path}:{ROOT}")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["train"] == 1257 and out["tf"] is False  # digits: 1,437 - 180
+    assert "tensorflow" in out["error"]
