@@ -142,7 +142,7 @@ def test_a_run_needs_exactly_one_of_rounds_and_target_sparsity():
         PruningConfig().check_for_run()
     with pytest.raises(ConfigError, match=message):
         PruningConfig(rounds=2, target_sparsity=0.5).check_for_run()
-    PruningConfig(rounds=0).check_for_run()
+    PruningConfig(rounds=1).check_for_run()
     PruningConfig(target_sparsity=0.9).check_for_run()
     CSConfig().check_for_run()
 
