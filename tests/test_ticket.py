@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from keras_lottery import models, pruning
+from keras_lottery.errors import CorruptFileError
 from keras_lottery.layers import MaskedDense
 from keras_lottery.rewind import capture_state
 from keras_lottery.ticket import Ticket
@@ -100,5 +101,5 @@ def test_unknown_format_version_is_rejected(tmp_path):
     header["format_version"] = 99
     arrays["metadata"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     np.savez(path, **arrays)
-    with pytest.raises(ValueError, match="format version 99"):
+    with pytest.raises(CorruptFileError, match="format version 99"):
         Ticket.load(path)

@@ -57,7 +57,7 @@ def test_npz_is_scaled_split_and_deterministic(tmp_path):
 
 
 def test_environment_folder_lookup(tmp_path, monkeypatch):
-    _write_npz(tmp_path / "mnist.npz")
+    _write_npz(tmp_path / "mnist.npz", shape=(28, 28))  # named mnist: MNIST-shaped
     monkeypatch.setenv("KERAS_LOTTERY_DATA", str(tmp_path))
     assert len(load_dataset(DataConfig(name="mnist", validation_size=5)).x_train) == 45
 
