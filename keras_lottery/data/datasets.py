@@ -137,13 +137,13 @@ def _integer_labels(y, where: str) -> np.ndarray:
             first = y[~whole][0]
             raise DataError(
                 f"{where} holds {int((~whole).sum())} label(s) that are not whole "
-                f"numbers (e.g. {first!r}); labels are class indices 0, 1, 2, ..."
+                f"numbers (e.g. {float(first):g}); labels are class indices 0, 1, 2..."
             )
     elif not np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
         raise DataError(f"{where} must hold integer class indices; got {y.dtype}.")
     if y.min() < 0:
         raise DataError(
-            f"{where} holds negative label(s) (min {y.min()!r}); labels are class "
+            f"{where} holds negative label(s) (min {int(y.min())}); labels are class "
             "indices 0, 1, 2, ..."
         )
     return y
