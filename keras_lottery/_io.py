@@ -78,6 +78,7 @@ _DECODING_ERRORS = (
     TypeError,
     ValueError,  # also json.JSONDecodeError and UnicodeDecodeError
     AttributeError,
+    NotImplementedError,  # zipfile: an unknown compression method
     zipfile.BadZipFile,
     zlib.error,
     OSError,
@@ -112,7 +113,25 @@ def load_arrays(
         names = [f"arr_{i}" for i in range(len(data.files))]
         if sorted(data.files) != sorted(names):
             raise ValueError(f"holds {sorted(data.files)[:5]}, not arr_0, arr_1, ...")
+        listed = _zip_entries(path)
+        if listed != len(names):  # a damaged directory can hide entries
+            raise ValueError(
+                f"its zip directory lists {listed} arrays, {len(names)} read"
+            )
         return [np.array(data[name]) for name in names]
+
+
+def _zip_entries(path) -> int:
+    """The entry count the zip's end-of-central-directory record states."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 65557))  # the record and a maximal comment
+        tail = handle.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 12 > len(tail):
+        raise zipfile.BadZipFile("no end-of-central-directory record")
+    return int.from_bytes(tail[at + 10 : at + 12], "little")
 
 
 def read_json(path, expected: str, required=()) -> dict:

@@ -31,7 +31,7 @@ def from_dict(data: typing.Mapping, cls=RunConfig, prefix: str = ""):
         )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(str(k) for k in set(data) - set(fields))  # YAML keys: any type
     if unknown:
         where = f" in '{prefix}'" if prefix else ""
         raise ConfigError(

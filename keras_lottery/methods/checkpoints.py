@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from keras_lottery import paths
@@ -150,6 +151,15 @@ def _parsed(directory, record_class, data=None):
     expected = f"a {record_class.__name__} record.json of a run folder"
     data = read_json(path, expected) if data is None else data
     with reading(path, expected):
+        required = [
+            f.name
+            for f in dataclasses.fields(record_class)
+            if f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise KeyError(f"no {missing} entries")
         return record_class.from_dict(data)
 
 
