@@ -78,7 +78,10 @@ def point_ticks(percents) -> list[float]:
     for value in values:
         if not ticks or math.log(ticks[-1] / value) >= gap:
             ticks.append(value)
+    if len(ticks) > 1:  # the sparsest point keeps its label
+        ticks[-1] = values[-1]
     if len(ticks) > _MAX_TICKS:
         step = -(-(len(ticks) - 1) // (_MAX_TICKS - 1))
         ticks = ticks[:-1:step] + ticks[-1:]
+    ticks = [round(t, 9) for t in ticks]
     return [int(t) if t == int(t) else t for t in ticks]

@@ -103,3 +103,27 @@ def test_unknown_format_version_is_rejected(tmp_path):
     np.savez(path, **arrays)
     with pytest.raises(CorruptFileError, match="format version 99"):
         Ticket.load(path)
+
+
+def test_build_model_in_a_fresh_process(tmp_path):
+    # Issue 20: a ticket whose model was compiled with CoupledAdam failed in a
+    # fresh process ("Could not locate class 'CoupledAdam'").
+    import subprocess
+    import sys
+
+    from keras_lottery.config import TrainingConfig
+    from keras_lottery.recipes import build_optimizer
+
+    model = models.get("lenet_300_100", input_shape=(4, 4, 1), hidden=[4])
+    model.compile(build_optimizer(TrainingConfig(), 10), "mse")
+    Ticket.from_model(model).save(tmp_path / "t.npz")
+    code = (
+        "import sys\n"
+        "from keras_lottery.ticket import Ticket\n"
+        f"model = Ticket.load({str(tmp_path / 't.npz')!r}).build_model()\n"
+        "print(type(model.optimizer).__name__, type(model.layers[-1]).__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "CoupledAdam MaskedDense"
