@@ -132,8 +132,12 @@ class CSCheckpoints:
 
 _STATE = "a model state .npz written by a keras_lottery run (arr_0, arr_1, ...)"
 
-#: The record class of each phase prefix (what its record.json must parse as).
-_RECORDS = {paths.ROUND: RoundRecord, paths.SEARCH: SearchRoundRecord}
+#: The entries reports read from each phase prefix's record.json (resuming
+#: parses the whole record as its class, see ``_parsed``).
+_REQUIRED = {
+    paths.ROUND: ("round", "fraction_remaining", "ticket"),
+    paths.SEARCH: ("round", "fraction_remaining", "training"),
+}
 
 
 def read_record(directory, required=()) -> dict:
@@ -144,12 +148,12 @@ def read_record(directory, required=()) -> dict:
     )
 
 
-def _parsed(directory, record_class, data=None):
+def _parsed(directory, record_class):
     """The record of a phase folder as ``record_class``; a record missing or
     mistyping a field is a :class:`~keras_lottery.errors.CorruptFileError`."""
     path = paths.record(directory)
     expected = f"a {record_class.__name__} record.json of a run folder"
-    data = read_json(path, expected) if data is None else data
+    data = read_json(path, expected)
     with reading(path, expected):
         required = [
             f.name
@@ -165,13 +169,9 @@ def _parsed(directory, record_class, data=None):
 
 def phase_records(run_dir: str, prefix: str) -> list[dict]:
     """The ``record.json`` of every finished phase ``<prefix>_NNN`` of a run
-    folder (``paths.ROUND`` or ``paths.SEARCH``), in order; each is checked to
-    parse as its record class."""
-    records = []
-    for n in paths.finished_phases(run_dir, prefix):
-        directory = paths.phase_dir(run_dir, prefix, n)
-        data = read_record(directory)
-        if prefix in _RECORDS:
-            _parsed(directory, _RECORDS[prefix], data)
-        records.append(data)
-    return records
+    folder (``paths.ROUND`` or ``paths.SEARCH``), in order; one lacking an entry
+    reports read is a :class:`~keras_lottery.errors.CorruptFileError`."""
+    return [
+        read_record(paths.phase_dir(run_dir, prefix, n), _REQUIRED.get(prefix, ()))
+        for n in paths.finished_phases(run_dir, prefix)
+    ]
