@@ -166,8 +166,9 @@ def _add_branches(sub) -> None:
     br_p.add_argument(
         "--kind",
         required=True,
-        help="a control of keras_lottery.controls: random_reinit, random_prune, "
-        "shuffle_masks, ...",
+        type=_control_kind,
+        help="a registered control (keras_lottery.controls): random_reinit, "
+        "random_prune, shuffle_masks, ...",
     )
     br_p.add_argument(
         "--seed", type=_seed, default=0, help="replicate seed, an int >= 0 (default 0)"
@@ -196,6 +197,18 @@ def _add_rewind_sweep(sub) -> None:
         help="train each run's dense round separately (default: once, shared)",
     )
     _stability_flags(sw_p)
+
+
+def _control_kind(text: str) -> str:
+    """argparse type of ``--kind``: a registered control. Checked only when
+    ``branch`` is parsed, so ``--help`` need not import the controls (Keras)."""
+    from keras_lottery import controls
+
+    if text not in controls.names():
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(controls.names())})"
+        )
+    return text
 
 
 def _seed(text: str) -> int:

@@ -187,6 +187,8 @@ def test_every_positional_argument_has_help():
 
 def test_a_negative_branch_seed_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit) as error:
-        cli.main(["branch", "runs/x", "--round", "1", "--kind", "x", "--seed", "-1"])
+        cli.main(
+            ["branch", "r", "--round", "1", "--kind", "shuffle_masks", "--seed", "-1"]
+        )
     assert error.value.code == 2
     assert "--seed: must be an int >= 0; got '-1'" in capsys.readouterr().err
