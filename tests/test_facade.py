@@ -90,24 +90,6 @@ def test_runs_are_not_part_of_the_library_import():
     assert out.strip().splitlines()[-1] == "[]"
 
 
-def test_import_is_lazy_and_names_load_on_first_use():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, keras_lottery as kl\n"
-        "print('keras' in sys.modules)\n"
-        "kl.Ticket\n"
-        "import keras\n"
-        "print(keras.saving.get_registered_object('keras_lottery>CoupledAdam'))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    assert out[-2] == "False"
-    assert out[-1] == "<class 'keras_lottery.optimizers.CoupledAdam'>"
-
-
 def test_unknown_attribute_is_an_attribute_error():
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         kl.nope  # noqa: B018
