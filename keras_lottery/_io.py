@@ -99,8 +99,10 @@ def reading(path, expected: str):
     except (LotteryError, FileNotFoundError, PermissionError):
         raise
     except _DECODING_ERRORS as error:
+        # str(KeyError) quotes its message; show the message as written.
+        text = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise CorruptFileError(
-            path, expected, f"{type(error).__name__}: {error}"[:300]
+            path, expected, f"{type(error).__name__}: {text}"[:300]
         ) from error
 
 
