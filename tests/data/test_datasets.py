@@ -102,3 +102,15 @@ def test_real_mnist_subset():
     assert (
         splits.x_train.shape == (16435, 28, 28, 1) and splits.x_test.shape[0] == 10000
     )
+
+
+def test_mnist_config_pointed_at_the_cifar_file_is_refused():
+    from keras_lottery.errors import DataError
+
+    path = shared_data_path("cifar10_subset.npz")
+    with pytest.raises(DataError) as error:
+        load_dataset(DataConfig(name="mnist", path=path, validation_size=10))
+    assert str(error.value) == (
+        f"{path}: images are (32, 32, 3), but data.name='mnist' has (28, 28, 1) "
+        "images. Is data.path the right file? (Use another data.name for other data.)"
+    )
