@@ -31,7 +31,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     splits = load_dataset(
-        DataConfig(path=args.data, validation_size=args.validation_size)
+        DataConfig(name="npz", path=args.data, validation_size=args.validation_size)
     )
     keras.utils.set_random_seed(0)
     model = models.get(

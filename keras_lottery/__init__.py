@@ -11,33 +11,91 @@ ordinary Keras. The names below are the public API; submodules hold the rest
 >>> print(kl.pruning.sparsity_report(model))
 >>> imp = kl.IterativeMagnitudePruning(fraction=0.2, rounds=5)
 >>> kl.export.export_saved_model(model, "ticket/")   # plain SavedModel
+
+The package imports its submodules on first use (PEP 562), so ``import
+keras_lottery`` and the command line's ``--help`` do not start TensorFlow. The
+Keras classes a ticket or saved model can name (masked and soft-mask layers,
+optimizers, schedules) are registered as soon as Keras is loaded through the
+library: on first use of any public name, or at import when Keras was imported
+first; :meth:`Ticket.build_model` and :meth:`Ticket.load` register them too.
 """
 
-from keras_lottery import (
-    analysis,
-    callbacks,
-    controls,
-    export,
-    layers,
-    models,
-    pruning,
-    schedules,
-)
-from keras_lottery.analysis import instability, interpolation_curve
-from keras_lottery.config import RunConfig, load_config
-from keras_lottery.conversion import harden, prunable, soften
-from keras_lottery.export import export_saved_model, strip_masks
-from keras_lottery.methods import (
-    ContinuousSparsification,
-    CSResult,
-    IMPResult,
-    IterativeMagnitudePruning,
-)
-from keras_lottery.optimizers import CoupledAdam, CoupledSGD
-from keras_lottery.recipes import Recipe
-from keras_lottery.ticket import Ticket
+from __future__ import annotations
+
+import importlib
+import sys
 
 __version__ = "0.1.0"
+
+#: Submodules available as attributes.
+_SUBMODULES = (
+    "analysis",
+    "callbacks",
+    "controls",
+    "export",
+    "layers",
+    "models",
+    "pruning",
+    "schedules",
+)
+
+#: Public name -> the module that defines it.
+_NAMES = {
+    "instability": "keras_lottery.analysis",
+    "interpolation_curve": "keras_lottery.analysis",
+    "RunConfig": "keras_lottery.config",
+    "load_config": "keras_lottery.config",
+    "harden": "keras_lottery.conversion",
+    "prunable": "keras_lottery.conversion",
+    "soften": "keras_lottery.conversion",
+    "export_saved_model": "keras_lottery.export",
+    "strip_masks": "keras_lottery.export",
+    "ContinuousSparsification": "keras_lottery.methods",
+    "CSResult": "keras_lottery.methods",
+    "IMPResult": "keras_lottery.methods",
+    "IterativeMagnitudePruning": "keras_lottery.methods",
+    "CoupledAdam": "keras_lottery.optimizers",
+    "CoupledSGD": "keras_lottery.optimizers",
+    "Recipe": "keras_lottery.recipes",
+    "Ticket": "keras_lottery.ticket",
+}
+
+#: Modules whose import registers every Keras class a ticket can reference.
+_SERIALIZABLES = (
+    "keras_lottery.layers",
+    "keras_lottery.optimizers",
+    "keras_lottery.schedules",
+)
+
+
+def register_serializables() -> None:
+    """Imports the modules that register keras_lottery's Keras classes
+    (``keras_lottery>MaskedDense``, ``>CoupledAdam``, ...) so that
+    ``keras.saving`` can deserialize them in a fresh process.
+
+    >>> keras_lottery.register_serializables()
+    >>> keras.saving.load_model("ticket.keras")
+    """
+    for name in _SERIALIZABLES:
+        importlib.import_module(name)
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        register_serializables()
+        value = importlib.import_module(f"keras_lottery.{name}")
+    elif name in _NAMES:
+        register_serializables()
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    else:
+        raise AttributeError(f"module 'keras_lottery' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "CSResult",
@@ -67,3 +125,6 @@ __all__ = [
     "soften",
     "strip_masks",
 ]
+
+if "keras" in sys.modules:  # Keras is loaded already: registering costs nothing
+    register_serializables()

@@ -1,13 +1,31 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename."""
+"""Atomic file writes (write to a temporary file beside the target, then
+rename) and the matching readers, which turn any unreadable file into a
+:class:`~keras_lottery.errors.CorruptFileError` naming the path and what the
+file should be.
+
+Example:
+
+>>> save_arrays("state.npz", [np.zeros(3)])
+>>> load_arrays("state.npz", "a state .npz of a run folder")
+[array([0., 0., 0.])]
+>>> read_json("record.json", "a round record.json", required=("round",))
+Traceback (most recent call last):
+CorruptFileError: record.json is not a valid file: expected a round record.json...
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 
 import numpy as np
+
+from keras_lottery.errors import CorruptFileError, LotteryError
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -51,7 +69,82 @@ def save_arrays(path, arrays) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_arrays(path) -> list[np.ndarray]:
-    """The list of arrays :func:`save_arrays` wrote."""
-    with np.load(path, allow_pickle=False) as data:
-        return [np.array(data[f"arr_{i}"]) for i in range(len(data.files))]
+#: What decoding a damaged file raises (numpy, zipfile, zlib, json, the codecs,
+#: and lookups of missing entries); a missing or unreadable file is not damaged.
+_DECODING_ERRORS = (
+    EOFError,
+    KeyError,
+    IndexError,
+    TypeError,
+    ValueError,  # also json.JSONDecodeError and UnicodeDecodeError
+    AttributeError,
+    NotImplementedError,  # zipfile: an unknown compression method
+    zipfile.BadZipFile,
+    zlib.error,
+    OSError,
+)
+
+
+@contextlib.contextmanager
+def reading(path, expected: str):
+    """Turns a decoding failure inside the block into a
+    :class:`CorruptFileError` naming ``path`` and ``expected`` (what the file
+    should be). A missing file or a permission problem passes through as is.
+
+    >>> with reading(path, "a ticket .npz from Ticket.save"):
+    ...     header = json.loads(np.load(path)["metadata"].tobytes())
+    """
+    try:
+        yield
+    except (LotteryError, FileNotFoundError, PermissionError):
+        raise
+    except _DECODING_ERRORS as error:
+        # str(KeyError) quotes its message; show the message as written.
+        text = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise CorruptFileError(
+            path, expected, f"{type(error).__name__}: {text}"[:300]
+        ) from error
+
+
+def load_arrays(
+    path, expected: str = "a .npz of arrays written by keras_lottery"
+) -> list[np.ndarray]:
+    """The list of arrays :func:`save_arrays` wrote (``CorruptFileError``
+    naming ``path`` and ``expected`` if it is damaged)."""
+    with reading(path, expected), np.load(path, allow_pickle=False) as data:
+        names = [f"arr_{i}" for i in range(len(data.files))]
+        if sorted(data.files) != sorted(names):
+            raise ValueError(f"holds {sorted(data.files)[:5]}, not arr_0, arr_1, ...")
+        listed = _zip_entries(path)
+        if listed != len(names):  # a damaged directory can hide entries
+            raise ValueError(
+                f"its zip directory lists {listed} arrays, {len(names)} read"
+            )
+        return [np.array(data[name]) for name in names]
+
+
+def _zip_entries(path) -> int:
+    """The entry count the zip's end-of-central-directory record states."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 65557))  # the record and a maximal comment
+        tail = handle.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 12 > len(tail):
+        raise zipfile.BadZipFile("no end-of-central-directory record")
+    return int.from_bytes(tail[at + 10 : at + 12], "little")
+
+
+def read_json(path, expected: str, required=()) -> dict:
+    """The JSON object in ``path``, which must hold the keys ``required``
+    (``CorruptFileError`` naming ``path`` and ``expected`` otherwise)."""
+    with reading(path, expected):
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read().decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"holds a JSON {type(data).__name__}, not an object")
+        missing = [key for key in required if key not in data]
+        if missing:
+            raise KeyError(f"no {missing} entries")
+    return data

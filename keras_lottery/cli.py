@@ -20,13 +20,16 @@ import argparse
 import json
 import sys
 
-from keras_lottery import controls, paths
-from keras_lottery._messages import print_msg
-from keras_lottery.config import ConfigError, RunConfig, load_config
+# Only modules that do not import Keras/TensorFlow at the top: `--help` and
+# `--version` answer at once; each command imports what it needs when it runs.
+from keras_lottery import __version__, paths
+from keras_lottery.errors import LotteryError
 
 
-def demo_config() -> RunConfig:
+def demo_config():
     """IMP on scikit-learn's bundled 8x8 digits with a LeNet-style MLP (offline)."""
+    from keras_lottery.config import load_config
+
     return load_config(
         None,
         [
@@ -50,7 +53,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
+    except (LotteryError, ValueError, OSError, RuntimeError) as error:
         print(f"keras-lottery: error: {error}", file=sys.stderr)
         return 2
 
@@ -61,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="keras-lottery",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_run, _add_sweep, _add_reports, _add_branches, _add_rewind_sweep):
@@ -101,7 +107,7 @@ def _add_sweep(sub) -> None:
         help="run a grid of settings of a config side by side (e.g. CS's s0) "
         "and report the family of tickets",
     )
-    sweep_p.add_argument("config", help="YAML file (see configs/)")
+    sweep_p.add_argument("config", help="YAML file of the base config (see configs/)")
     sweep_p.add_argument(
         "--grid",
         action="append",
@@ -121,12 +127,14 @@ def _add_sweep(sub) -> None:
 
 def _add_reports(sub) -> None:
     rep_p = sub.add_parser("report", help="table and plot of a run folder")
-    rep_p.add_argument("run_dir")
+    rep_p.add_argument("run_dir", help="a run folder (runs/imp_<hash>)")
     cmp_p = sub.add_parser(
         "compare",
         help="IMP and CS runs side by side: accuracy vs. weights, epochs spent",
     )
-    cmp_p.add_argument("run_dirs", nargs="+", metavar="run_dir")
+    cmp_p.add_argument(
+        "run_dirs", nargs="+", metavar="run_dir", help="finished run folders"
+    )
     cmp_p.add_argument("--out", required=True, help="folder for comparison.*")
     cmp_p.add_argument(
         "--label",
@@ -145,7 +153,7 @@ def _add_branches(sub) -> None:
         "instability",
         help="instability (linear mode connectivity) of a saved round (resumable)",
     )
-    ins_p.add_argument("run_dir")
+    ins_p.add_argument("run_dir", help="an IMP run folder")
     ins_p.add_argument(
         "--round", type=int, required=True, help="round (0 = the dense network)"
     )
@@ -153,14 +161,18 @@ def _add_branches(sub) -> None:
     br_p = sub.add_parser(
         "branch", help="train a control from a saved round without redoing IMP"
     )
-    br_p.add_argument("run_dir")
+    br_p.add_argument("run_dir", help="an IMP run folder")
     br_p.add_argument("--round", type=int, required=True, help="pruned round (>= 1)")
     br_p.add_argument(
         "--kind",
         required=True,
-        choices=controls.names(),
+        type=_control_kind,
+        help="a registered control (keras_lottery.controls): random_reinit, "
+        "random_prune, shuffle_masks, ...",
     )
-    br_p.add_argument("--seed", type=int, default=0, help="replicate seed (default 0)")
+    br_p.add_argument(
+        "--seed", type=_seed, default=0, help="replicate seed, an int >= 0 (default 0)"
+    )
 
 
 def _add_rewind_sweep(sub) -> None:
@@ -187,7 +199,32 @@ def _add_rewind_sweep(sub) -> None:
     _stability_flags(sw_p)
 
 
+def _control_kind(text: str) -> str:
+    """argparse type of ``--kind``: a registered control. Checked only when
+    ``branch`` is parsed, so ``--help`` need not import the controls (Keras)."""
+    from keras_lottery import controls
+
+    if text not in controls.names():
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(controls.names())})"
+        )
+    return text
+
+
+def _seed(text: str) -> int:
+    """argparse type of ``--seed``: an int >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an int >= 0; got {text!r}")
+    return value
+
+
 def _run(args) -> int:
+    from keras_lottery.config import load_config
+
     config = (
         demo_config()
         if args.command == "demo"
@@ -196,6 +233,7 @@ def _run(args) -> int:
     if getattr(args, "print_config", False):
         print(config.to_yaml() + f"# run folder: {args.out}/{config.hashname()}")
         return 0
+    from keras_lottery._messages import print_msg
     from keras_lottery.methods import registry
     from keras_lottery.runs.report import write_report
     from keras_lottery.runs.runner import run
@@ -301,6 +339,7 @@ def _branch(args) -> int:
 
 
 def _rewind_sweep(args) -> int:
+    from keras_lottery.config import load_config
     from keras_lottery.runs.rewind_sweep import format_sweep_table, rewind_sweep
 
     dense = ["stability.sweep_dense=true"] if args.dense else []

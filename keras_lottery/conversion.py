@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 
 import keras
@@ -50,12 +51,24 @@ def prunable(model, layers: Iterable[str] | Callable | None = None):
         layers: which eligible layers to mask: ``None`` for all, an iterable of
             layer names, or a predicate ``fn(layer) -> bool``.
 
+    Layers with a kernel that have no masked twin (``SeparableConv2D``,
+    ``Conv2DTranspose``, ``Conv3D``, ``EinsumDense``, ...) stay dense; with
+    ``layers=None`` a ``UserWarning`` lists them.
+
     Raises:
-        ValueError: for a subclassed model, unknown layer names, or names of
-            layers that cannot be masked.
+        ValueError: for a subclassed or unbuilt model, unknown layer names, or
+            names of layers that cannot be masked.
     """
     check_graph_model(model, "prunable")
+    if not model.built:
+        raise ValueError(
+            f"prunable needs a built model, and {model.name!r} is not built (it "
+            "has no weights to copy yet): start it with keras.Input(shape=...) or "
+            "call model.build(input_shape) first."
+        )
     select = _selector(model, layers)
+    if layers is None:
+        _warn_unmaskable(model)
 
     def clone(layer):
         twin = MASKED_TWINS.get(type(layer))
@@ -63,6 +76,24 @@ def prunable(model, layers: Iterable[str] | Callable | None = None):
         return cls.from_config(layer.get_config())
 
     return clone_with_weights(model, clone, _copy_prefix)
+
+
+def _warn_unmaskable(model) -> None:
+    """Warns about layers holding a kernel that no masked twin replaces."""
+    skipped = [
+        f"{layer.name} ({type(layer).__name__})"
+        for layer in _leaf_layers(model)
+        if type(layer) not in MASKED_TWINS
+        and not is_masked(layer)
+        and any("kernel" in v.path.rsplit("/", 1)[-1] for v in layer.weights)
+    ]
+    if skipped:
+        warnings.warn(
+            f"prunable leaves {len(skipped)} layer(s) dense: no masked twin for "
+            f"{skipped}. Only Dense, Conv1D, Conv2D and DepthwiseConv2D are masked.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _copy_prefix(source, target) -> None:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import io
+import math
 
 from keras_lottery._io import atomic_write_bytes
 
@@ -36,17 +37,51 @@ def save_figure(fig, path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-_TICKS = (100, 50, 25, 10, 5, 2.5, 1, 0.5, 0.25, 0.1, 0.05, 0.01)
+#: Ticks closer than this share of the log axis's span share one label.
+_MIN_GAP = 0.045
+#: At most this many labels; more points are thinned evenly.
+_MAX_TICKS = 14
 
 
 def weights_remaining_axis(ax, percents) -> None:
     """A log x axis of percent weights remaining, dense networks on the left,
-    ticked at round values inside the plotted range."""
+    labelled at the plotted points' own values (100, 80, 64, 51.2, ...), so
+    every point's sparsity can be read off; values closer than 4.5% of the
+    axis width share a label and long series are thinned to 14 labels.
+
+    >>> weights_remaining_axis(ax, [100, 80, 64, 25.6])   # ticks 100 80 64 25.6
+    """
     ax.set_xscale("log")
-    if len(percents):
-        low, high = min(percents) * 0.999, max(percents) * 1.001
-        ticks = [t for t in _TICKS if low <= t <= high]
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ticks = point_ticks(percents)
+    if ticks:
+        ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+        if len(ticks) > 8:
+            ax.tick_params(axis="x", labelrotation=45)
     ax.minorticks_off()
     ax.invert_xaxis()
     ax.set_xlabel("weights remaining (%)")
+
+
+def point_ticks(percents) -> list[float]:
+    """The tick positions :func:`weights_remaining_axis` uses: the distinct
+    values of ``percents``, largest first, near-duplicates merged, thinned to
+    at most ``_MAX_TICKS`` (the smallest value always kept).
+
+    >>> point_ticks([100, 80, 64, 63.9, 25.6])
+    [100, 80, 64, 25.6]
+    """
+    values = sorted({float(p) for p in percents if p and p > 0}, reverse=True)
+    if not values:
+        return []
+    gap = max(math.log(1.01), _MIN_GAP * math.log(values[0] / values[-1]))
+    ticks = []
+    for value in values:
+        if not ticks or math.log(ticks[-1] / value) >= gap:
+            ticks.append(value)
+    if len(ticks) > 1:  # the sparsest point keeps its label
+        ticks[-1] = values[-1]
+    if len(ticks) > _MAX_TICKS:
+        step = -(-(len(ticks) - 1) // (_MAX_TICKS - 1))
+        ticks = ticks[:-1:step] + ticks[-1:]
+    ticks = [round(t, 9) for t in ticks]
+    return [int(t) if t == int(t) else t for t in ticks]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
@@ -237,13 +238,13 @@ class SparsityReport:
         )
         widths = [max(len(str(r[i])) for r in rows + [_HEADER]) for i in range(3)]
         w0, w1, w2 = widths
-        line = f"{{:<{w0}}}  {{:<{w1}}}  {{:<{w2}}}  {{:>12}}  {{:>12}}  {{:>9}}"
+        line = f"{{:<{w0}}}  {{:<{w1}}}  {{:<{w2}}}  {{:>12}}  {{:>12}}  {{:>11}}"
         out = [line.format(*_HEADER)]
         out += [line.format(*r[:5], f"{100 * r[5]:.2f}%") for r in rows]
         return "\n".join(out)
 
 
-_HEADER = ("layer", "type", "shape", "weights", "remaining", "remaining")
+_HEADER = ("layer", "type", "shape", "weights", "remaining", "% remaining")
 
 
 def sparsity_report(model) -> SparsityReport:
@@ -291,8 +292,10 @@ def magnitude_masks(
 
     Returns masks for the selected layers only; nothing is written. Ties in
     magnitude are broken by position (lower flat index is pruned first), so the
-    result is deterministic and counts are exact.
+    result is deterministic and counts are exact. A string for ``layers`` or
+    ``exclude`` means one layer name.
     """
+    layers, exclude = _names(layers, "layers"), _names(exclude, "exclude")
     plan = _plan(model, scope, layers, exclude, layer_fractions, fraction, "fraction")
 
     def count(alive_in_pool: int, total_in_pool: int, value: float) -> int:
@@ -317,6 +320,7 @@ def magnitude_masks_to_density(
     pool already at or below its target is left as it is. Iterative pruning uses
     this to land on ``(1 - p) ** n`` exactly after ``n`` rounds.
     """
+    layers, exclude = _names(layers, "layers"), _names(exclude, "exclude")
     plan = _plan(
         model,
         scope,
@@ -350,8 +354,30 @@ def prune_to_density(model, density: float, **kwargs) -> dict[str, np.ndarray]:
     Takes the arguments of ``magnitude_masks_to_density``.
     """
     masks = magnitude_masks_to_density(model, density, **kwargs)
+    empty = sorted(name for name, mask in masks.items() if mask.size and not mask.any())
+    if empty:
+        warnings.warn(
+            f"Pruning to density {density:.3g} leaves no weight in layer(s) {empty}: "
+            "the network is cut in two and can only train to chance accuracy. "
+            "Prune less (fewer rounds or a smaller fraction).",
+            UserWarning,
+            stacklevel=2,
+        )
     set_masks(model, masks)
     return masks
+
+
+def _names(value, what: str):
+    """``None``, or a list of layer names: a string is one name (not letters)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, Iterable) or not all(isinstance(v, str) for v in value):
+        raise TypeError(
+            f"`{what}` must be a layer name or a list of layer names; got {value!r}."
+        )
+    return list(value)
 
 
 @dataclass
@@ -448,11 +474,25 @@ def random_masks_like(
     rng = np.random.default_rng(seed)
     out = {}
     for name, mask in masks.items():
-        mask = np.asarray(mask, dtype=bool)
+        mask = _bool_mask(mask, name)
         flat = np.zeros(mask.size, dtype=bool)
         flat[rng.choice(mask.size, size=int(mask.sum()), replace=False)] = True
         out[name] = flat.reshape(mask.shape)
     return out
+
+
+def _bool_mask(mask, name: str) -> np.ndarray:
+    """``mask`` as bool; a numeric mask must hold only 0 and 1 (a float mask
+    of scores or probabilities is an error, not "nonzero = kept")."""
+    mask = np.asarray(mask)
+    if mask.dtype != bool:
+        if not np.issubdtype(mask.dtype, np.number) or not np.isin(mask, (0, 1)).all():
+            raise ValueError(
+                f"Mask of layer {name!r} must be boolean or hold only 0 and 1; got "
+                f"{mask.dtype} values such as {np.unique(mask)[:4].tolist()}."
+            )
+        mask = mask.astype(bool)
+    return mask
 
 
 def prune_random(model, seed: int, reference: Mapping[str, np.ndarray] | None = None):

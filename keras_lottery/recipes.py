@@ -108,13 +108,20 @@ class Recipe:
         """A freshly initialized registry model (seed with
         ``keras.utils.set_random_seed`` first for a reproducible draw)."""
         from keras_lottery import models
+        from keras_lottery.errors import ConfigError
 
-        return models.get(
-            self.config.model.name,
-            num_classes=self.splits.num_classes,
-            input_shape=self.splits.input_shape,
-            **self.config.model.options,
-        )
+        name, options = self.config.model.name, self.config.model.options
+        try:
+            return models.get(
+                name,
+                num_classes=self.splits.num_classes,
+                input_shape=self.splits.input_shape,
+                **options,
+            )
+        except TypeError as error:  # an option the builder does not take
+            raise ConfigError(
+                f"'model.options' {options} do not fit model {name!r}: {error}."
+            ) from error
 
     def optimizer(self, exclude=()):
         return build_optimizer(self.config.training, self.steps_per_epoch, exclude)

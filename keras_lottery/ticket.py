@@ -35,7 +35,7 @@ import keras
 import numpy as np
 
 from keras_lottery import pruning
-from keras_lottery._io import atomic_write_bytes
+from keras_lottery._io import atomic_write_bytes, reading
 
 FORMAT_VERSION = 1
 
@@ -135,6 +135,9 @@ class Ticket:
                 "This ticket has no model config; build the model "
                 "yourself and call ticket.apply(model)."
             )
+        import keras_lottery
+
+        keras_lottery.register_serializables()  # a fresh process may lack them
         model = keras.models.model_from_json(json.dumps(config))
         self.apply(model)
         return model
@@ -198,8 +201,16 @@ class Ticket:
 
     @classmethod
     def load(cls, path) -> Ticket:
-        """Reads a ticket written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
+        """Reads a ticket written by :meth:`save`; a damaged file, or another
+        kind of .npz (a run's ``trained.npz``), raises
+        :class:`~keras_lottery.errors.CorruptFileError` naming it."""
+        expected = "a ticket .npz written by Ticket.save (e.g. round_NNN/ticket.npz)"
+        with reading(path, expected), np.load(path, allow_pickle=False) as data:
+            if "metadata" not in data.files:
+                raise KeyError(
+                    f"no 'metadata' entry; it holds {sorted(data.files)[:4]}... "
+                    "(a state or trained.npz is not a ticket)"
+                )
             header = json.loads(bytes(data["metadata"]).decode("utf-8"))
             if header.get("format_version") != FORMAT_VERSION:
                 raise ValueError(
@@ -210,11 +221,21 @@ class Ticket:
             masks = {}
             for i, info in enumerate(header["layers"]):
                 size = int(np.prod(info["shape"]))
-                bits = np.unpackbits(data[f"mask_{i}"])[:size].astype(bool)
-                masks[info["name"]] = bits.reshape(info["shape"])
+                bits = np.unpackbits(data[f"mask_{i}"])
+                if bits.size < size or bits.size - size >= 8:
+                    raise ValueError(f"mask_{i} does not fit shape {info['shape']}")
+                masks[info["name"]] = bits[:size].astype(bool).reshape(info["shape"])
             weights = [
                 np.array(data[f"weight_{j}"]) for j in range(len(header["variables"]))
             ]
+            for j, (value, info) in enumerate(
+                zip(weights, header["variables"], strict=True)
+            ):
+                if list(value.shape) != list(info["shape"]):
+                    raise ValueError(
+                        f"weight_{j} has shape {value.shape}, the header says "
+                        f"{info['shape']}"
+                    )
         return cls(
             masks=masks,
             weights=weights,

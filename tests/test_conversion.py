@@ -221,3 +221,26 @@ def test_soft_and_hard_twins_pair_up():
     for plain, soft in SOFT_TWINS.items():
         assert HARD_TWINS[soft] is kl.layers.MASKED_TWINS.get(plain, plain)
     assert set(HARD_TWINS) == set(SOFT_TWINS.values())
+
+
+def test_unbuilt_model_gets_a_clear_error():
+    model = keras.Sequential([keras.layers.Dense(4)])
+    with pytest.raises(ValueError, match="prunable needs a built model"):
+        kl.prunable(model)
+
+
+def test_layers_without_a_masked_twin_are_listed_in_a_warning():
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.SeparableConv2D(4, 3, name="sep"),
+            keras.layers.Conv2DTranspose(2, 3, name="up"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, name="head"),
+        ]
+    )
+    with pytest.warns(UserWarning, match="leaves 2 layer") as caught:
+        masked = kl.prunable(model)
+    assert "sep (SeparableConv2D)" in str(caught[0].message)
+    assert "up (Conv2DTranspose)" in str(caught[0].message)
+    assert pruning.layer_names(masked) == ["head"]

@@ -44,3 +44,34 @@ def test_json_is_sorted_and_stringifies_unknown_types(tmp_path):
     assert json.loads(text) == {"a": str(tmp_path), "b": 1}
     atomic_copy(path, tmp_path / "copy.json")
     assert (tmp_path / "copy.json").read_text() == text
+
+
+def test_readers_name_the_damaged_file(tmp_path):
+    from keras_lottery._io import read_json
+    from keras_lottery.errors import CorruptFileError
+
+    (tmp_path / "r.json").write_text('{"a": 1')
+    with pytest.raises(CorruptFileError, match=r"r.json is not a valid file: expected"):
+        read_json(tmp_path / "r.json", "a record")
+    (tmp_path / "r.json").write_text('{"a": 1}')
+    assert read_json(tmp_path / "r.json", "a record", required=("a",)) == {"a": 1}
+    with pytest.raises(FileNotFoundError):  # missing is not damaged
+        read_json(tmp_path / "missing.json", "a record")
+    (tmp_path / "a.npz").write_bytes(b"")
+    with pytest.raises(CorruptFileError, match="expected a state .npz.*EOFError"):
+        load_arrays(tmp_path / "a.npz", "a state .npz")
+
+
+def test_a_zip_directory_hiding_arrays_is_refused(tmp_path):
+    from keras_lottery.errors import CorruptFileError
+
+    save_arrays(tmp_path / "a.npz", [np.zeros(3), np.ones(2)])
+    data = bytearray((tmp_path / "a.npz").read_bytes())
+    # Lengthen the first central-directory entry's comment: zipfile then reads
+    # one entry where the end record lists two.
+    first = data.index(b"PK\x01\x02")
+    second = data.index(b"PK\x01\x02", first + 4)
+    data[first + 32] = data.index(b"PK\x05\x06") - second  # the second entry
+    (tmp_path / "a.npz").write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match="lists 2 arrays, 1 read"):
+        load_arrays(tmp_path / "a.npz")

@@ -220,3 +220,47 @@ def test_duplicate_names_in_nested_models_are_an_error():
     outer = keras.Sequential([keras.Input((3,)), inner, MaskedDense(2, name="same")])
     with pytest.raises(ValueError, match="unique names"):
         pruning.get_masks(outer)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_a_string_of_layers_is_one_layer_name():
+    model = mlp()
+    masks = pruning.prune_magnitude(model, 0.5, layers="out", scope="layerwise")
+    assert list(masks) == ["out"]
+    masks = pruning.prune_magnitude(model, 0.5, exclude="out")
+    assert "out" not in masks
+    with pytest.raises(TypeError, match="`layers` must be a layer name or a list"):
+        pruning.prune_magnitude(model, 0.5, layers=3)
+    with pytest.raises(
+        ValueError, match=r"Unknown masked layer name\(s\) \['output'\]"
+    ):
+        pruning.prune_to_density(model, 0.5, layers="output")
+
+
+def test_random_masks_like_rejects_non_binary_float_masks():
+    zero_one = {"fc1": np.array([[1.0, 0.0, 1.0, 1.0]])}
+    drawn = pruning.random_masks_like(zero_one, seed=0)["fc1"]
+    assert drawn.dtype == bool and drawn.sum() == 3
+    with pytest.raises(ValueError, match="'fc1' must be boolean or hold only 0 and 1"):
+        pruning.random_masks_like({"fc1": np.array([[0.5, 0.2, 0.9]])}, seed=0)
+
+
+def test_pruning_a_layer_to_nothing_warns():
+    model = mlp()
+    with pytest.warns(UserWarning, match=r"leaves no weight in layer\(s\) \['out'\]"):
+        pruning.prune_to_density(model, 0.01, scope="layerwise")
+
+
+def test_sparsity_report_headings_are_distinct():
+    header = str(pruning.sparsity_report(mlp())).splitlines()[0].split()
+    assert header == [
+        "layer",
+        "type",
+        "shape",
+        "weights",
+        "remaining",
+        "%",
+        "remaining",
+    ]

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from keras_lottery import models, pruning
+from keras_lottery.errors import CorruptFileError
 from keras_lottery.layers import MaskedDense
 from keras_lottery.rewind import capture_state
 from keras_lottery.ticket import Ticket
@@ -100,5 +101,31 @@ def test_unknown_format_version_is_rejected(tmp_path):
     header["format_version"] = 99
     arrays["metadata"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     np.savez(path, **arrays)
-    with pytest.raises(ValueError, match="format version 99"):
+    with pytest.raises(CorruptFileError, match="format version 99"):
         Ticket.load(path)
+
+
+def test_build_model_in_a_fresh_process(tmp_path):
+    # Issue 20: a ticket whose model was compiled with CoupledAdam failed in a
+    # fresh process ("Could not locate class 'CoupledAdam'"). The import is lazy
+    # (no Keras until a name is used; tests/test_cli.py checks the same for
+    # --help) and build_model registers the library's Keras classes.
+    import subprocess
+    import sys
+
+    from keras_lottery.config import TrainingConfig
+    from keras_lottery.recipes import build_optimizer
+
+    model = models.get("lenet_300_100", input_shape=(4, 4, 1), hidden=[4])
+    model.compile(build_optimizer(TrainingConfig(), 10), "mse")
+    Ticket.from_model(model).save(tmp_path / "t.npz")
+    code = (
+        "import sys, keras_lottery as kl\n"
+        "print('keras' in sys.modules)\n"
+        f"model = kl.Ticket.load({str(tmp_path / 't.npz')!r}).build_model()\n"
+        "print(type(model.optimizer).__name__, type(model.layers[-1]).__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-2:] == ["False", "CoupledAdam MaskedDense"]

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from keras_lottery._io import atomic_write_json, load_arrays, save_arrays
+from keras_lottery._io import atomic_write_json, load_arrays, read_json, save_arrays
 from keras_lottery.analysis.results import PairResult
 from keras_lottery.rewind import capture_state
 from keras_lottery.training import TrainingRecord
@@ -75,15 +75,16 @@ class CopyCache:
         arrays, meta = self._copy_paths(seed)
         if not os.path.exists(meta):  # written last: a finished copy
             return None
-        with open(meta) as handle:
-            saved = json.load(handle)
+        saved = read_json(meta, "a copy's .json of an instability cache", ("summary",))
         if saved.get("key") != self.key:
             raise ValueError(
                 f"{self.root} holds copies trained from another starting state or "
                 f"recipe ({meta}: {saved.get('key')} vs. {self.key}). Use one "
                 "cache folder per analysis."
             )
-        return load_arrays(arrays), saved["summary"]
+        return load_arrays(arrays, "a copy's state .npz of an instability cache"), (
+            saved["summary"]
+        )
 
     def save_copy(self, seed, state, summary):
         arrays, meta = self._copy_paths(seed)
@@ -99,8 +100,7 @@ class CopyCache:
         path = self._pair_path(a, b)
         if not os.path.exists(path):
             return None
-        with open(path) as handle:
-            saved = json.load(handle)
+        saved = read_json(path, "a pair's .json of an instability cache", ("result",))
         if saved.get("key") != self.key or saved.get("settings") != curve_settings:
             return None  # other settings: re-evaluate from the saved copies
         return PairResult.from_dict(saved["result"])

@@ -31,7 +31,7 @@ def from_dict(data: typing.Mapping, cls=RunConfig, prefix: str = ""):
         )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(str(k) for k in set(data) - set(fields))  # YAML keys: any type
     if unknown:
         where = f" in '{prefix}'" if prefix else ""
         raise ConfigError(
@@ -129,16 +129,43 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
             target = target.setdefault(k, {})
             if not isinstance(target, dict):
                 raise ConfigError(f"Override {override!r}: '{k}' is not a section.")
-        target[keys[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            target[keys[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as error:
+            raise ConfigError(
+                f"Override {override!r}: the value is not valid YAML "
+                f"({getattr(error, 'problem', None) or error})."
+            ) from error
     return data
+
+
+def _read_yaml(path):
+    """The YAML document in ``path`` (``{}`` if empty); a file that is not YAML
+    text is a :class:`ConfigError` naming it and the line."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        return yaml.safe_load(raw.decode("utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path} is not a YAML config: not UTF-8 text ({error.reason} at byte "
+            f"{error.start})."
+        ) from error
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(
+            f"{path} is not a valid YAML config{line}: {problem}. A config is a "
+            "mapping of sections, e.g. 'pruning:\n  rounds: 3'."
+        ) from error
 
 
 def load_config(path=None, overrides: typing.Iterable[str] = ()) -> RunConfig:
     """Reads a YAML config (or the defaults if ``path`` is None) plus overrides."""
     data = {}
     if path is not None:
-        with open(path) as handle:
-            data = yaml.safe_load(handle) or {}
+        data = _read_yaml(path)
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections.")
     return from_dict(apply_overrides(data, overrides))

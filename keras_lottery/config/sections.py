@@ -215,7 +215,7 @@ class PruningConfig:
     def __post_init__(self):
         check = _Checks("pruning", self)
         check("fraction", _in_unit_interval(self.fraction), "a number in (0, 1)")
-        check("rounds", _optional_int(self.rounds, 0), "null or an int >= 0")
+        check("rounds", _optional_int(self.rounds, 1), "null or an int >= 1")
         target = self.target_sparsity
         check(
             "target_sparsity",

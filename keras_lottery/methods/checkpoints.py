@@ -9,11 +9,17 @@ Example:
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 
 from keras_lottery import paths
-from keras_lottery._io import atomic_write_json, load_arrays, save_arrays
+from keras_lottery._io import (
+    atomic_write_json,
+    load_arrays,
+    read_json,
+    reading,
+    save_arrays,
+)
 from keras_lottery.conversion import copy_of
 from keras_lottery.methods.records import CSResult, RoundRecord, SearchRoundRecord
 from keras_lottery.pruning import sync_state
@@ -35,12 +41,10 @@ class IMPCheckpoints:
         rounds = paths.finished_phases(self.root, paths.ROUND)
         if not rounds:
             return [], None
-        records = []
-        for r in rounds:
-            with open(paths.round_record(self.root, r)) as handle:
-                records.append(RoundRecord.from_dict(json.load(handle)))
-        assign_all(model, load_arrays(paths.round_trained(self.root, rounds[-1])))
-        rewind_state = load_arrays(paths.rewind_state(self.root))
+        records = [_parsed(paths.round_dir(self.root, r), RoundRecord) for r in rounds]
+        trained = paths.round_trained(self.root, rounds[-1])
+        assign_all(model, load_arrays(trained, _STATE))
+        rewind_state = load_arrays(paths.rewind_state(self.root), _STATE)
         return records, rewind_state
 
     def save_extra_rewind(self, step, state, ticket) -> None:
@@ -74,17 +78,21 @@ class CSCheckpoints:
         if not rounds:
             return [], None
         records = [
-            SearchRoundRecord.from_dict(read_record(paths.search_dir(self.root, r)))
-            for r in rounds
+            _parsed(paths.search_dir(self.root, r), SearchRoundRecord) for r in rounds
         ]
-        assign_all(model, load_arrays(paths.search_state(self.root, rounds[-1])))
+        assign_all(
+            model, load_arrays(paths.search_state(self.root, rounds[-1]), _STATE)
+        )
         optimizer = model.optimizer
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        saved = load_arrays(paths.search_optimizer(self.root, rounds[-1]))
+        saved = load_arrays(
+            paths.search_optimizer(self.root, rounds[-1]),
+            "a search round's optimizer.npz (optimizer variables)",
+        )
         for variable, value in zip(optimizer.variables, saved, strict=True):
             variable.assign(value)
-        rewind_state = load_arrays(paths.rewind_state(self.root))
+        rewind_state = load_arrays(paths.rewind_state(self.root), _STATE)
         return records, rewind_state
 
     def save_round(self, model, record, rewind_state) -> None:
@@ -122,16 +130,48 @@ class CSCheckpoints:
         )
 
 
-def read_record(directory) -> dict:
-    """The ``record.json`` of a phase folder."""
-    with open(paths.record(directory)) as handle:
-        return json.load(handle)
+_STATE = "a model state .npz written by a keras_lottery run (arr_0, arr_1, ...)"
+
+#: The entries reports read from each phase prefix's record.json (resuming
+#: parses the whole record as its class, see ``_parsed``).
+_REQUIRED = {
+    paths.ROUND: ("round", "fraction_remaining", "ticket"),
+    paths.SEARCH: ("round", "fraction_remaining", "training"),
+}
+
+
+def read_record(directory, required=()) -> dict:
+    """The ``record.json`` of a phase folder: a JSON object holding the keys
+    ``required`` (:class:`~keras_lottery.errors.CorruptFileError` otherwise)."""
+    return read_json(
+        paths.record(directory), "a phase record.json of a run folder", required
+    )
+
+
+def _parsed(directory, record_class):
+    """The record of a phase folder as ``record_class``; a record missing or
+    mistyping a field is a :class:`~keras_lottery.errors.CorruptFileError`."""
+    path = paths.record(directory)
+    expected = f"a {record_class.__name__} record.json of a run folder"
+    data = read_json(path, expected)
+    with reading(path, expected):
+        required = [
+            f.name
+            for f in dataclasses.fields(record_class)
+            if f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise KeyError(f"no {missing} entries")
+        return record_class.from_dict(data)
 
 
 def phase_records(run_dir: str, prefix: str) -> list[dict]:
     """The ``record.json`` of every finished phase ``<prefix>_NNN`` of a run
-    folder (``paths.ROUND`` or ``paths.SEARCH``), in order."""
+    folder (``paths.ROUND`` or ``paths.SEARCH``), in order; one lacking an entry
+    reports read is a :class:`~keras_lottery.errors.CorruptFileError`."""
     return [
-        read_record(paths.phase_dir(run_dir, prefix, n))
+        read_record(paths.phase_dir(run_dir, prefix, n), _REQUIRED.get(prefix, ()))
         for n in paths.finished_phases(run_dir, prefix)
     ]

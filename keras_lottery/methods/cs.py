@@ -59,7 +59,7 @@ from keras_lottery.callbacks import (
 )
 from keras_lottery.config import CSConfig, RunConfig
 from keras_lottery.conversion import harden, soften
-from keras_lottery.methods import registry
+from keras_lottery.methods import preflight, registry
 from keras_lottery.methods.checkpoints import (
     CSCheckpoints,
     phase_records,
@@ -443,5 +443,6 @@ registry.register(
         ),
         plot=lambda summary, path: plot_search(summary["search"], path),
         plot_name=paths.CS_PLOT,
+        preflight=preflight.cs,
     )
 )

@@ -41,7 +41,7 @@ from keras_lottery import controls, paths, pruning
 from keras_lottery._messages import print_msg
 from keras_lottery.callbacks import RewindCheckpoint
 from keras_lottery.config import PruningConfig, RunConfig
-from keras_lottery.methods import registry
+from keras_lottery.methods import preflight, registry
 from keras_lottery.methods.checkpoints import IMPCheckpoints, phase_records
 from keras_lottery.methods.figures import plot_rounds
 from keras_lottery.methods.records import IMPResult, RoundRecord
@@ -461,5 +461,6 @@ registry.register(
         plot=lambda summary, path: plot_rounds(summary["rounds"], path),
         plot_name=paths.ACCURACY_PLOT,
         driver_options=("extra_rewinds",),
+        preflight=preflight.imp,
     )
 )

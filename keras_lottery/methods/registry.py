@@ -43,6 +43,10 @@ class Method:
             ``plot_name`` in the run folder.
         driver_options: keyword options the runner may pass to ``from_config``
             besides the config (e.g. IMP's ``extra_rewinds``).
+        preflight: ``(config, recipe, driver, model) -> None``: checks that
+            need the data and the model (a rewind point inside training...),
+            raising ``ConfigError`` before the runner creates the run folder
+            (see :mod:`keras_lottery.methods.preflight`).
     """
 
     name: str
@@ -54,6 +58,7 @@ class Method:
     plot: Callable
     plot_name: str
     driver_options: tuple[str, ...] = ()
+    preflight: Callable | None = None
 
 
 _METHODS: dict[str, Method] = {}

@@ -144,7 +144,7 @@ def _fmt(value) -> str:
 def plot_comparison(curves: list[Curve], path: str) -> None:
     """Test accuracy vs. weights remaining (log x axis): a line per IMP run, a
     star per CS ticket."""
-    fig, ax = pyplot().subplots(figsize=(6.4, 4.2))
+    fig, ax = pyplot().subplots(figsize=(8.0, 4.2))
     shown = []
     for curve in curves:
         points = [p for p in curve.points if p.accuracy is not None]
@@ -157,7 +157,8 @@ def plot_comparison(curves: list[Curve], path: str) -> None:
     weights_remaining_axis(ax, shown)
     ax.set_ylabel("test accuracy")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    # Beside the axes, not on them: inside, it covered the CS star (upper right).
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     save_figure(fig, path)
 
 

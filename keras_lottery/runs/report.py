@@ -12,10 +12,8 @@ Example:
 
 from __future__ import annotations
 
-import json
-
 from keras_lottery import paths
-from keras_lottery._io import atomic_write_text
+from keras_lottery._io import atomic_write_text, read_json
 from keras_lottery.methods import registry
 
 
@@ -61,8 +59,7 @@ def load_instability(directory: str) -> dict[int, dict]:
     """``{round: instability.json}`` of every analyzed round of a run folder."""
     out = {}
     for path in paths.all_instability_jsons(directory):
-        with open(path) as handle:
-            data = json.load(handle)
+        data = read_json(path, "an instability.json of a run folder", ("round",))
         out[int(data["round"])] = data
     return out
 
@@ -71,8 +68,9 @@ def load_branches(directory: str) -> dict[int, list[dict]]:
     """``{round: [branch record, ...]}`` of every finished branch of a run folder."""
     out: dict[int, list[dict]] = {}
     for path in paths.all_branch_records(directory):
-        with open(path) as handle:
-            data = json.load(handle)
+        data = read_json(
+            path, "a branch record.json of a run folder", ("round", "kind", "training")
+        )
         out.setdefault(int(data["round"]), []).append(data)
     return out
 

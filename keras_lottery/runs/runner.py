@@ -69,6 +69,8 @@ def run(
     driver = method.driver.from_config(
         config, model, checkpoint_dir=directory, verbose=verbose, **driver_options
     )
+    if method.preflight is not None:  # every check before the folder exists
+        method.preflight(config, recipe, driver, model)
     os.makedirs(directory, exist_ok=True)
     atomic_write_text(paths.config(directory), config.to_yaml())
     driver.run(

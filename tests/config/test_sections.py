@@ -83,7 +83,7 @@ SHORT_IMP = [
         ("training.batch_size=0", "'training.batch_size' must be an int >= 1"),
         ("training.milestones=[2ep, 3 epochs]", "'training.milestones' must be a step"),
         ("training.gamma=0", "'training.gamma' must be a number > 0"),
-        ("pruning.rounds=-1", "'pruning.rounds' must be null or an int >= 0"),
+        ("pruning.rounds=-1", "'pruning.rounds' must be null or an int >= 1"),
         ("pruning.target_sparsity=1", "'pruning.target_sparsity' must be null or"),
         ("pruning.layer_fractions={out: 1.0}", "'pruning.layer_fractions' must be"),
         ("pruning.rewind=2epochs", "'pruning.rewind' must be a step"),
@@ -142,7 +142,7 @@ def test_a_run_needs_exactly_one_of_rounds_and_target_sparsity():
         PruningConfig().check_for_run()
     with pytest.raises(ConfigError, match=message):
         PruningConfig(rounds=2, target_sparsity=0.5).check_for_run()
-    PruningConfig(rounds=0).check_for_run()
+    PruningConfig(rounds=1).check_for_run()
     PruningConfig(target_sparsity=0.9).check_for_run()
     CSConfig().check_for_run()
 

@@ -57,7 +57,7 @@ def test_npz_is_scaled_split_and_deterministic(tmp_path):
 
 
 def test_environment_folder_lookup(tmp_path, monkeypatch):
-    _write_npz(tmp_path / "mnist.npz")
+    _write_npz(tmp_path / "mnist.npz", shape=(28, 28))  # named mnist: MNIST-shaped
     monkeypatch.setenv("KERAS_LOTTERY_DATA", str(tmp_path))
     assert len(load_dataset(DataConfig(name="mnist", validation_size=5)).x_train) == 45
 
@@ -101,4 +101,16 @@ def test_real_mnist_subset():
     splits = load_dataset(DataConfig(name="mnist", path=path, validation_size=1000))
     assert (
         splits.x_train.shape == (16435, 28, 28, 1) and splits.x_test.shape[0] == 10000
+    )
+
+
+def test_mnist_config_pointed_at_the_cifar_file_is_refused():
+    from keras_lottery.errors import DataError
+
+    path = shared_data_path("cifar10_subset.npz")
+    with pytest.raises(DataError) as error:
+        load_dataset(DataConfig(name="mnist", path=path, validation_size=10))
+    assert str(error.value) == (
+        f"{path}: images are (32, 32, 3), but data.name='mnist' has (28, 28, 1) "
+        "images. Is data.path the right file? (Use another data.name for other data.)"
     )

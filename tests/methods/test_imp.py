@@ -211,7 +211,7 @@ def test_from_config_resolves_layers_and_patterns_against_the_model():
         (dict(fraction=0.2), "exactly one of 'pruning.rounds'"),
         (dict(rounds=1, target_sparsity=0.5), "exactly one of 'pruning.rounds'"),
         (dict(target_sparsity=1.0), r"'pruning.target_sparsity' must be null or"),
-        (dict(rounds=-1), r"'pruning.rounds' must be null or an int >= 0"),
+        (dict(rounds=-1), r"'pruning.rounds' must be null or an int >= 1"),
         (dict(rounds=1, scope="nope"), r"'pruning.scope' must be one of"),
         (dict(rounds=1, baselines=["shuffle"]), r"'baselines' must be names from"),
         (dict(rounds=1, rewind="2 epochs"), r"'pruning.rewind' must be a step"),
