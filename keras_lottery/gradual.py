@@ -125,7 +125,7 @@ class GradualPruning(keras.callbacks.Callback):
         step = optimizer_iterations(self.model)
         # Catch up with the schedule up to the current step (resuming, or a
         # prune step at 0): idempotent when the masks are already there.
-        self._prune_if_due(-1, step)
+        self._prune_if_due(-1, step, catching_up=True)
         self._last = step
 
     def on_train_batch_end(self, batch, logs=None):
@@ -156,7 +156,7 @@ class GradualPruning(keras.callbacks.Callback):
             )
         return main, own
 
-    def _prune_if_due(self, after: int, upto: int) -> None:
+    def _prune_if_due(self, after: int, upto: int, catching_up=False) -> None:
         main, own = self._plan
         due = {}
         main_step = self.schedule.last_prune_step(after, upto) if main else None
@@ -177,6 +177,12 @@ class GradualPruning(keras.callbacks.Callback):
             layer_densities={n: _clip(d) for n, d in due.items()},
             pattern=self.pattern,
         )
+        if catching_up and all(
+            np.array_equal(new[name], mask)
+            for name, mask in masks_lib.get_masks(self.model).items()
+            if name in new
+        ):
+            return  # resumed with the masks already in place: not an event
         masks_lib.set_masks(self.model, new)
         self._record(upto)
 
