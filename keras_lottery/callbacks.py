@@ -17,11 +17,14 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_lottery._messages import logger
+from keras_lottery.gradual import optimizer_iterations
 from keras_lottery.pruning import sync_state
 from keras_lottery.rewind import capture_state
 from keras_lottery.soft_masks import (
@@ -36,39 +39,74 @@ from keras_lottery.steps import Step
 class RewindCheckpoint(keras.callbacks.Callback):
     """Captures the full model state at a rewind point of the first training run.
 
-    ``state`` holds the captured arrays once training has passed ``step``
-    (``None`` before). Iterations are counted from the start of this ``fit``.
-    Deep-copyable (it holds no model until ``set_model``).
+    ``step`` is counted from the start of *this* ``fit``: ``"500it"`` is after the
+    500th optimizer update of this fit (read from ``optimizer.iterations``, so a
+    resumed optimizer's earlier updates do not count), ``"2ep"`` after this fit's
+    second epoch (whatever ``initial_epoch`` is), ``0`` before the first update.
+    ``state`` holds the captured arrays once training has passed ``step``. With
+    ``steps_per_execution = k > 1`` an iteration point inside an execution is
+    captured at the end of that execution (up to ``k - 1`` updates late; ``late``
+    says by how many). A point that training never reached (``fit`` ended or was
+    stopped first) leaves ``state`` at ``None`` and is reported loudly by a
+    ``RuntimeWarning`` at the end of ``fit``. Deep-copyable (it holds no model
+    until ``set_model``).
+
+    >>> capture = RewindCheckpoint("2ep")
+    >>> model.fit(x, y, epochs=10, initial_epoch=5, callbacks=[capture])
+    >>> capture.state is not None   # captured after epoch 7 (this fit's 2nd)
+    True
     """
 
     def __init__(self, step="0it"):
         super().__init__()
         self.step = Step.parse(step)
         self.state: list[np.ndarray] | None = None
-        self._seen = 0
+        self.late = 0
+        self._start = 0
+        self._iterations = 0
+        self._epochs = 0
+        self._first_epoch = None
 
     def on_train_begin(self, logs=None):
-        self._seen = 0
-        self.state = None
+        self.state, self.late = None, 0
+        self._start = optimizer_iterations(self.model)
+        self._iterations, self._epochs, self._first_epoch = 0, 0, None
         if self.step.amount == 0:
             self.state = capture_state(self.model)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+
     def on_train_batch_end(self, batch, logs=None):
-        self._seen += 1
+        self._iterations = optimizer_iterations(self.model) - self._start
         if (
             self.state is None
             and self.step.unit == "it"
-            and self._seen == self.step.amount
+            and self._iterations >= self.step.amount
         ):
+            self.late = self._iterations - self.step.amount
             self.state = capture_state(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
+        self._epochs = epoch - (self._first_epoch or 0) + 1
         if (
             self.state is None
             and self.step.unit == "ep"
-            and epoch + 1 == self.step.amount
+            and self._epochs == self.step.amount
         ):
             self.state = capture_state(self.model)
+
+    def on_train_end(self, logs=None):
+        if self.state is None:
+            message = (
+                f"RewindCheckpoint: the rewind point {self.step} was never reached; "
+                f"this fit ran {self._iterations} iterations and {self._epochs} "
+                "complete epochs (counted from its start), so no state was "
+                "captured (state is None). Train longer or pick an earlier point."
+            )
+            logger.warning(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
 
 
 class StopAtIteration(keras.callbacks.Callback):
