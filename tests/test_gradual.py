@@ -245,3 +245,18 @@ def test_gradual_pruning_under_mirrored_strategy_on_two_cpus():
         timeout=300,
     )
     assert "MIRRORED_OK" in done.stdout, done.stderr[-3000:]
+
+
+def test_structured_patterns_during_fit():
+    model = _compiled()
+    blocks = GradualPruning(OneShot(0.5, at_step=2), pattern="4x1")
+    _fit(model, [blocks], epochs=1)
+    assert kl.pruning.sparsity_report(model).remaining == 4 * round(0.5 * 432 / 4)
+    for name, mask in kl.pruning.get_masks(model).items():
+        tiles = mask.reshape(mask.shape[0] // 4, 4, -1).sum(axis=1)
+        assert set(np.unique(tiles)) <= {0, 4}, name
+    model = _compiled()
+    _fit(model, [GradualPruning(OneShot(0.5, at_step=2), pattern="2:4")], epochs=1)
+    for mask in kl.pruning.get_masks(model).values():
+        groups = mask.reshape(mask.shape[0] // 4, 4, -1).sum(axis=1)
+        np.testing.assert_array_equal(groups, 2)
