@@ -30,13 +30,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import keras_tuner
 
 from keras_lottery import paths
+from keras_lottery._io import load_arrays
+from keras_lottery._messages import print_msg
 from keras_lottery.config import RunConfig
+from keras_lottery.errors import ConfigError, RunFolderError
 from keras_lottery.methods import registry
+from keras_lottery.rewind import restore_state
 from keras_lottery.runs import runner
+from keras_lottery.ticket import Ticket
 
 
 class CSHyperModel(keras_tuner.HyperModel):
@@ -48,6 +54,9 @@ class CSHyperModel(keras_tuner.HyperModel):
         penalties: candidate lambda values (default: the config's).
         out: root folder of the trials' run folders.
         verbose: passed to the runs (1 prints progress).
+        reuse_finished: a trial whose run folder already holds a finished run
+            from before this hypermodel's search reuses it, with a message
+            (True), or is refused with ``RunFolderError`` (False).
     """
 
     def __init__(
@@ -59,6 +68,7 @@ class CSHyperModel(keras_tuner.HyperModel):
         out: str = "runs",
         verbose: int = 0,
         name: str | None = None,
+        reuse_finished: bool = True,
     ):
         if config.method != "cs":
             raise ValueError(
@@ -75,6 +85,8 @@ class CSHyperModel(keras_tuner.HyperModel):
             raise ValueError(f"penalties must be >= 0; got {self.penalties}.")
         self.out = out
         self.verbose = verbose
+        self.reuse_finished = reuse_finished
+        self._ran: set[str] = set()
 
     @property
     def objective(self) -> keras_tuner.Objective:
@@ -97,24 +109,96 @@ class CSHyperModel(keras_tuner.HyperModel):
         return paths.cs_ticket(self.run_dir(hp))
 
     def build(self, hp):
+        """The compiled soft-mask model the trial's run trains; once the trial's
+        run has finished, its ticket network instead (what ``tuner.get_best_models``
+        rebuilds before loading the trial's trained weights)."""
         config = self.trial_config(hp)
+        ticket = paths.cs_ticket(runner.run_dir_for(config, self.out))
+        if os.path.exists(paths.result(os.path.dirname(ticket))):
+            return Ticket.load(ticket).build_model()
         recipe, model = runner.prepare(config)
         self._prepared = (config, recipe, model)
         return model
 
     def fit(self, hp, model, *args, **kwargs):
-        """Runs the trial's CS search and ticket training (``args``/``kwargs``
-        from ``tuner.search`` are not used: the config names the data)."""
+        """Runs the trial's CS search and ticket training; returns its metrics.
+
+        The config names the data: ``tuner.search()`` takes no ``x``/``y``
+        (passing them is an error rather than silently ignored). The trained
+        ticket's weights are written where Keras Tuner's checkpoint callback
+        would have written them, so ``tuner.get_best_models()`` returns the
+        trials' trained tickets.
+        """
+        _refuse_data(args, kwargs)
         config = self.trial_config(hp)
+        directory = runner.run_dir_for(config, self.out)
+        self._check_reuse(directory)
         prepared = getattr(self, "_prepared", None)
         ready = None
         if prepared is not None and prepared[0] == config and prepared[2] is model:
             ready = prepared[1:]
         directory = runner.run(config, self.out, verbose=self.verbose, prepared=ready)
         self._prepared = None
+        self._ran.add(os.path.abspath(directory))
         with open(paths.result(directory)) as handle:
             result = json.load(handle)
-        return metrics(result)
+        _save_for_tuner(directory, kwargs.get("callbacks") or [])
+        values = metrics(result)
+        if values["weights_remaining"] == 0:
+            print_msg(
+                f"[keras_lottery] WARNING: trial {dict(hp.values)} pruned every "
+                f"weight (0% remaining, {directory}); its accuracy is chance level."
+            )
+        return values
+
+    def _check_reuse(self, directory: str) -> None:
+        if not os.path.exists(paths.result(directory)):
+            return
+        if os.path.abspath(directory) in self._ran:
+            return
+        if not self.reuse_finished:
+            raise TrialRunFolderError(
+                f"The trial's run folder {directory} already holds a finished run "
+                "from an earlier search (Keras Tuner's overwrite=True resets the "
+                "tuner's project, not the run folders under out=). Delete it, pass "
+                "a fresh out=, or reuse_finished=True to reuse it."
+            )
+        print_msg(
+            f"[keras_lottery] reusing the finished run in {directory} "
+            "(reuse_finished=False retrains or refuses instead)"
+        )
+
+
+class TrialConfigError(ConfigError, keras_tuner.errors.FatalError):
+    """A ``ConfigError`` that ends the whole search (Keras Tuner would otherwise
+    log it and go on to the next trial)."""
+
+
+class TrialRunFolderError(RunFolderError, keras_tuner.errors.FatalError):
+    """A ``RunFolderError`` that ends the whole search."""
+
+
+def _refuse_data(args, kwargs) -> None:
+    data = [k for k in ("x", "y", "validation_data") if kwargs.get(k) is not None]
+    if args or data:
+        raise TrialConfigError(
+            "CSHyperModel trials train on the data their config names (the data: "
+            "section); call tuner.search() without x, y or validation_data "
+            f"(got {len(args)} positional argument(s) and {data or 'no'} keywords)."
+        )
+
+
+def _save_for_tuner(directory: str, callbacks) -> None:
+    """Writes the trained ticket's weights to the file of Keras Tuner's
+    checkpoint callback (the callback itself never runs: no ``fit`` of ours
+    is the tuner's)."""
+    targets = [c.filepath for c in callbacks if type(c).__name__ == "SaveBestEpoch"]
+    if not targets:
+        return
+    ticket = Ticket.load(paths.cs_ticket(directory)).build_model()
+    restore_state(ticket, load_arrays(paths.trained(paths.cs_ticket_dir(directory))))
+    for path in targets:
+        ticket.save_weights(path)
 
 
 def metrics(result: dict) -> dict[str, float]:

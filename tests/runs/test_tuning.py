@@ -8,10 +8,13 @@ import keras_tuner
 import numpy as np
 import pytest
 
+from keras_lottery._io import load_arrays
 from keras_lottery.config import load_config
+from keras_lottery.errors import ConfigError, RunFolderError
 from keras_lottery.runs import runner
 from keras_lottery.runs.tuning import CSHyperModel, metrics
 from keras_lottery.ticket import Ticket
+from tests.helpers import to_numpy
 from tests.test_examples import load_example
 
 
@@ -66,6 +69,32 @@ def test_keras_tuner_grid_over_s0_gives_a_family_of_tickets(cs_mlp_config, tmp_p
     )
     again.search()
     assert os.path.getmtime(hypermodel.ticket_path(trials[0].hyperparameters)) == stamp
+    # get_best_models rebuilds each trial's ticket with its trained weights.
+    best_models = tuner.get_best_models(2)
+    for trial, model in zip(trials, best_models, strict=True):
+        run_dir = hypermodel.run_dir(trial.hyperparameters)
+        trained = load_arrays(os.path.join(run_dir, "ticket", "trained.npz"))
+        for variable, value in zip(model.weights, trained, strict=True):
+            np.testing.assert_array_equal(to_numpy(variable), value)
+    # Data passed to search is refused, not silently ignored.
+    with pytest.raises(ConfigError, match="call tuner.search\\(\\) without x"):
+        again.hypermodel.fit(trials[0].hyperparameters, None, np.zeros(3))
+    # A fresh search that must not reuse earlier run folders says so.
+    strict = CSHyperModel(
+        hypermodel.config,
+        mask_initial_values=[-0.5, 0.5],
+        out=out,
+        reuse_finished=False,
+    )
+    fresh = keras_tuner.GridSearch(
+        strict,
+        objective=strict.objective,
+        directory=str(tmp_path / "tuning3"),
+        project_name="cs",
+        overwrite=True,
+    )
+    with pytest.raises(RunFolderError, match="already holds a finished run"):
+        fresh.search()
 
 
 def test_metrics_of_an_imp_run_are_its_last_round(imp_run):
