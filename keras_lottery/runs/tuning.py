@@ -1,4 +1,5 @@
-"""Continuous Sparsification ticket searches as Keras Tuner trials.
+"""Keras Tuner hypermodels: Continuous Sparsification ticket searches as trials
+(:class:`CSHyperModel`) and pruning inside ``fit`` (:class:`GradualPruningHyperModel`).
 
 Each trial is one CS run of a config with the trial's ``cs.mask_initial_value``
 (s0) and ``cs.penalty`` (lambda): ``build`` returns the compiled soft-mask model
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 
 import keras_tuner
@@ -39,7 +41,9 @@ from keras_lottery._io import load_arrays
 from keras_lottery._messages import print_msg
 from keras_lottery.config import RunConfig
 from keras_lottery.errors import ConfigError, RunFolderError
+from keras_lottery.gradual import GradualPruning
 from keras_lottery.methods import registry
+from keras_lottery.pruning_schedules import IterativeRounds, OneShot, PolynomialDecay
 from keras_lottery.rewind import restore_state
 from keras_lottery.runs import runner
 from keras_lottery.ticket import Ticket
@@ -229,3 +233,80 @@ def _candidates(values, default, what) -> list[float]:
     ):
         raise ValueError(f"{what} must be a non-empty list of numbers; got {values!r}.")
     return [float(v) for v in values]
+
+
+class GradualPruningHyperModel(keras_tuner.HyperModel):
+    """Keras Tuner over pruning inside ``fit``: the final sparsity, the schedule
+    (``"polynomial"``: Zhu & Gupta, ``"one_shot"``, ``"iterative"``: IMP's
+    geometric rounds without rewinding) and the scope are hyperparameters; the
+    trial trains ``build_model(hp)`` (a compiled model with masked layers) on
+    the data given to ``tuner.search`` with a
+    :class:`~keras_lottery.gradual.GradualPruning` callback added.
+
+    Masks are set on batch ends, so they are in place when the tuner's epoch-end
+    checkpoint is written and ``get_best_models`` returns pruned models.
+
+    >>> hypermodel = GradualPruningHyperModel(build, sparsities=[0.5, 0.8],
+    ...                                       end_step=1000)
+    >>> tuner = keras_tuner.GridSearch(hypermodel, objective="val_accuracy")
+    >>> tuner.search(x, y, validation_data=(xv, yv), epochs=5)
+    """
+
+    SCHEDULES = ("polynomial", "one_shot", "iterative")
+
+    def __init__(
+        self,
+        build_model,
+        *,
+        sparsities=(0.8,),
+        schedules=("polynomial",),
+        scopes=("global",),
+        begin_step: int = 0,
+        end_step: int = 1000,
+        frequency: int = 100,
+        exclude=(),
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        unknown = [s for s in schedules if s not in self.SCHEDULES]
+        if unknown or not schedules:
+            raise ConfigError(
+                f"schedules must be a non-empty subset of {self.SCHEDULES}; "
+                f"got {list(schedules)}."
+            )
+        self.build_model = build_model
+        self.sparsities = [float(s) for s in sparsities]
+        self.schedules, self.scopes = list(schedules), list(scopes)
+        self.begin_step, self.end_step = int(begin_step), int(end_step)
+        self.frequency, self.exclude = int(frequency), list(exclude)
+        self.schedule(self.sparsities[0], self.schedules[0])  # validates early
+
+    def schedule(self, sparsity: float, kind: str):
+        """The pruning schedule of a trial."""
+        if kind == "polynomial":
+            return PolynomialDecay(
+                0.0, sparsity, self.begin_step, self.end_step, frequency=self.frequency
+            )
+        if kind == "one_shot":
+            return OneShot(sparsity, at_step=self.begin_step)
+        # IMP's rounds of 20% (of the remaining weights) reaching ~sparsity.
+        rounds = max(1, round(math.log(1.0 - sparsity) / math.log(0.8)))
+        fraction = 1.0 - (1.0 - sparsity) ** (1.0 / rounds)
+        steps = max(1, (self.end_step - self.begin_step) // max(1, rounds - 1))
+        return IterativeRounds(fraction, rounds, steps, begin_step=self.begin_step)
+
+    def build(self, hp):
+        return self.build_model(hp)
+
+    def pruning(self, hp) -> GradualPruning:
+        """The trial's pruning callback."""
+        sparsity = hp.Choice("final_sparsity", self.sparsities)
+        kind = hp.Choice("schedule", self.schedules)
+        scope = hp.Choice("scope", self.scopes)
+        return GradualPruning(
+            self.schedule(float(sparsity), kind), scope=scope, exclude=self.exclude
+        )
+
+    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        callbacks = [self.pruning(hp), *(callbacks or [])]
+        return model.fit(*args, callbacks=callbacks, **kwargs)
