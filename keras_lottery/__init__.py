@@ -18,15 +18,18 @@ from keras_lottery import (
     callbacks,
     controls,
     export,
+    gradual,
     layers,
     models,
     pruning,
+    pruning_schedules,
     schedules,
 )
 from keras_lottery.analysis import instability, interpolation_curve
 from keras_lottery.config import RunConfig, load_config
 from keras_lottery.conversion import harden, prunable, soften
 from keras_lottery.export import export_saved_model, strip_masks
+from keras_lottery.gradual import GradualPruning
 from keras_lottery.methods import (
     ContinuousSparsification,
     CSResult,
@@ -44,6 +47,7 @@ __all__ = [
     "ContinuousSparsification",
     "CoupledAdam",
     "CoupledSGD",
+    "GradualPruning",
     "IMPResult",
     "IterativeMagnitudePruning",
     "Recipe",
@@ -55,6 +59,7 @@ __all__ = [
     "controls",
     "export",
     "export_saved_model",
+    "gradual",
     "harden",
     "instability",
     "interpolation_curve",
@@ -63,6 +68,7 @@ __all__ = [
     "models",
     "prunable",
     "pruning",
+    "pruning_schedules",
     "schedules",
     "soften",
     "strip_masks",
