@@ -5,7 +5,12 @@
 - :class:`StopAtIteration`: end ``fit`` after an exact number of steps;
 - :class:`TrainingRecorder`: count steps, keep the best-validation weights;
 - :class:`TemperatureSchedule`, :class:`SparsityMonitor`,
-  :class:`StopOnNonFiniteLogits`: Continuous Sparsification's soft masks.
+  :class:`StopOnNonFiniteLogits`: Continuous Sparsification's soft masks;
+- :func:`phase_callbacks`: a user's callbacks copied for one training phase of a
+  method (a round's ticket or control), TensorBoard logging to its own folder.
+
+Pruning inside ``fit`` (``GradualPruning``, ``PruningSummaries``) lives in
+:mod:`keras_lottery.gradual`.
 
 Example:
 
@@ -16,14 +21,16 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
+import os
 import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_lottery._messages import logger
+from keras_lottery._messages import logger, print_msg
 from keras_lottery.gradual import optimizer_iterations
 from keras_lottery.pruning import sync_state
 from keras_lottery.rewind import capture_state
@@ -107,6 +114,33 @@ class RewindCheckpoint(keras.callbacks.Callback):
             )
             logger.warning(message)
             warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def phase_callbacks(callbacks, phase: str, verbose: int = 0) -> list:
+    """Deep copies of ``callbacks`` for one training phase (``phase`` like
+    ``"round_003/ticket"`` or ``"round_003/random_reinit"``): each
+    ``keras.callbacks.TensorBoard`` among them logs to ``<its log_dir>/<phase>``,
+    so rounds and controls do not overwrite one ``train/`` folder. With
+    ``verbose`` it prints which phase starts training, so the epoch lines that
+    follow can be told apart.
+
+    >>> phase_callbacks([keras.callbacks.TensorBoard("logs")], "round_001/ticket")[
+    ...     0].log_dir
+    'logs/round_001/ticket'
+    """
+    copies = copy.deepcopy(list(callbacks))
+    for callback in copies:
+        if isinstance(callback, keras.callbacks.TensorBoard):
+            callback.log_dir = os.path.join(callback.log_dir, *phase.split("/"))
+    if verbose:
+        print_msg(f"[keras_lottery] training {phase}")
+    return copies
+
+
+def phase_name(round: int, branch: str) -> str:
+    """``"round_003/ticket"``: the phase of ``branch`` (the ticket, a control or a
+    search) in round ``round``."""
+    return f"round_{round:03d}/{branch}"
 
 
 class StopAtIteration(keras.callbacks.Callback):

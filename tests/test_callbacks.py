@@ -2,6 +2,7 @@
 and Continuous Sparsification's soft-mask callbacks."""
 
 import copy
+import os
 
 import keras
 import numpy as np
@@ -15,6 +16,8 @@ from keras_lottery.callbacks import (
     StopOnNonFiniteLogits,
     TemperatureSchedule,
     TrainingRecorder,
+    phase_callbacks,
+    phase_name,
 )
 from keras_lottery.pruning import sync_state
 from keras_lottery.rewind import capture_state, restore_state
@@ -237,3 +240,11 @@ def test_non_finite_logits_stop_training_naming_the_layer():
     healthy = soft_convnet()
     healthy.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[stop])
     assert stop.bad is None  # reset at every fit
+
+
+def test_phase_callbacks_copy_and_point_tensorboard_to_the_phase():
+    board, stop = keras.callbacks.TensorBoard("logs"), StopAtIteration(3)
+    copies = phase_callbacks([board, stop], phase_name(3, "random_reinit"))
+    assert copies[0] is not board and copies[1] is not stop
+    assert copies[0].log_dir == os.path.join("logs", "round_003", "random_reinit")
+    assert board.log_dir == "logs" and copies[1].total == 3
