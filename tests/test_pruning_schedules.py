@@ -148,3 +148,43 @@ def test_layerwise_density_trajectory_matches_tfmot_on_lenet_300_100():
         assert kept == expected, step
     # Hand-computed at the end: 10% of each layer.
     assert sorted(kept.values()) == [100, 3000, 23520]
+
+
+# Kept counts per layer that tfmot 0.8.1 (tf_keras 2.21) reached with
+# PolynomialDecay(0.0, 0.8, begin_step=0, end_step=300, frequency=100), copied
+# from `tfmot_overhead.py --gradual --repeats 2` (benchmarks/results).
+TFMOT_KEPT = {
+    "lenet_300_100": {100: [102791, 13111, 437], 200: [54009, 6889, 230]},
+    "small_cnn": {100: [63, 2014, 3496], 200: [33, 1058, 1837]},
+}
+
+
+def _small_cnn():
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(16, 3),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(32, 3),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
+
+
+@pytest.mark.parametrize("network", sorted(TFMOT_KEPT))
+def test_kept_counts_equal_those_tfmot_reached(network):
+    from keras_lottery.conversion import prunable
+
+    model = (
+        models.get("lenet_300_100", num_classes=10)
+        if network == "lenet_300_100"
+        else prunable(_small_cnn())
+    )
+    schedule = PolynomialDecay(0.0, 0.8, begin_step=0, end_step=300, frequency=100)
+    for step, expected in TFMOT_KEPT[network].items():
+        masks = pruning.magnitude_masks_to_density(
+            model, schedule.density(step), scope="layerwise"
+        )
+        assert [int(m.sum()) for m in masks.values()] == expected, step
