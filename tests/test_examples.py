@@ -65,7 +65,8 @@ def test_continuous_sparsification(tmp_path):
     assert result.epochs == {"search": 2, "ticket": 2, "total": 4}
 
 
-@pytest.mark.backend_neutral
+@tensorflow_only  # on JAX too when run by hand (19 s there): GradualPruning's
+# JAX path is covered by tests/test_gradual.py within the test-time budget
 def test_gradual_pruning_fit(tmp_path):
     import keras_lottery as kl
 
@@ -81,6 +82,7 @@ def test_gradual_pruning_fit(tmp_path):
     assert (tmp_path / "pruned.keras").exists() and (tmp_path / "plain.keras").exists()
 
 
+@pytest.mark.slow  # ~11 s; tests/runs/test_tuning.py covers get_best_models
 @tensorflow_only
 def test_tune_gradual_pruning(tmp_path):
     import keras_lottery as kl

@@ -10,6 +10,7 @@ from keras_lottery.methods import imp as imp_method
 from keras_lottery.methods.imp import IterativeMagnitudePruning, rounds_for
 from keras_lottery.pruning import sync_state
 from keras_lottery.steps import Step
+from tests.conftest import tensorflow_only
 from tests.helpers import classification_data, mlp, weights_by_path
 
 pytestmark = pytest.mark.backend_neutral
@@ -289,6 +290,7 @@ def test_interrupted_run_resumes_exactly_like_an_uninterrupted_one(tmp_path):
         assert a.ticket.history == b.ticket.history
 
 
+@tensorflow_only  # TensorBoard writes with tf.summary; the logic is backend-free
 def test_tensorboard_logs_each_round_and_control_to_its_own_folder(tmp_path, capsys):
     x, y = classification_data(n=32)
     logs = tmp_path / "logs"
