@@ -44,49 +44,24 @@ from keras_lottery.errors import ConfigError, RunFolderError
 from keras_lottery.gradual import GradualPruning
 from keras_lottery.methods import registry
 from keras_lottery.pruning_schedules import IterativeRounds, OneShot, PolynomialDecay
-from keras_lottery.rewind import restore_state
 from keras_lottery.runs import runner
 from keras_lottery.ticket import Ticket
 
 
-class CSHyperModel(keras_tuner.HyperModel):
-    """A Keras Tuner hypermodel over Continuous Sparsification's s0 and lambda.
+class _RunHyperModel(keras_tuner.HyperModel):
+    """A method's run as Keras Tuner trials: the trial's config is the config with
+    the trial's hyperparameters; ``fit`` runs it in its run folder."""
 
-    Args:
-        config: a ``method: cs`` run config (everything but the tuned values).
-        mask_initial_values: candidate s0 values (default: the config's).
-        penalties: candidate lambda values (default: the config's).
-        out: root folder of the trials' run folders.
-        verbose: passed to the runs (1 prints progress).
-        reuse_finished: a trial whose run folder already holds a finished run
-            from before this hypermodel's search reuses it, with a message
-            (True), or is refused with ``RunFolderError`` (False).
-    """
+    method = ""
 
-    def __init__(
-        self,
-        config: RunConfig,
-        *,
-        mask_initial_values=None,
-        penalties=None,
-        out: str = "runs",
-        verbose: int = 0,
-        name: str | None = None,
-        reuse_finished: bool = True,
-    ):
-        if config.method != "cs":
+    def __init__(self, config, out, verbose, name, reuse_finished):
+        if config.method != self.method:
             raise ValueError(
-                f"CSHyperModel tunes Continuous Sparsification runs; the config has "
-                f"method {config.method!r} (set method: cs)."
+                f"{type(self).__name__} tunes '{self.method}' runs; the config has "
+                f"method {config.method!r} (set method: {self.method})."
             )
         super().__init__(name=name)
         self.config = config
-        self.mask_initial_values = _candidates(
-            mask_initial_values, config.cs.mask_initial_value, "mask_initial_values"
-        )
-        self.penalties = _candidates(penalties, config.cs.penalty, "penalties")
-        if any(p < 0 for p in self.penalties):
-            raise ValueError(f"penalties must be >= 0; got {self.penalties}.")
         self.out = out
         self.verbose = verbose
         self.reuse_finished = reuse_finished
@@ -98,40 +73,30 @@ class CSHyperModel(keras_tuner.HyperModel):
         return keras_tuner.Objective("val_accuracy", direction="max")
 
     def trial_config(self, hp) -> RunConfig:
-        """The run config of a trial (the config with the trial's s0 and lambda)."""
-        s0 = hp.Choice("mask_initial_value", self.mask_initial_values)
-        penalty = hp.Choice("penalty", self.penalties)
-        cs = dataclasses.replace(
-            self.config.cs, mask_initial_value=float(s0), penalty=float(penalty)
-        )
-        return dataclasses.replace(self.config, cs=cs)
+        raise NotImplementedError
 
     def run_dir(self, hp) -> str:
         return runner.run_dir_for(self.trial_config(hp), self.out)
 
-    def ticket_path(self, hp) -> str:
-        return paths.cs_ticket(self.run_dir(hp))
-
     def build(self, hp):
-        """The compiled soft-mask model the trial's run trains; once the trial's
-        run has finished, its ticket network instead (what ``tuner.get_best_models``
-        rebuilds before loading the trial's trained weights)."""
+        """The compiled model the trial's run trains; once the trial's run has
+        finished, the network ``tuner.get_best_models`` loads the trial's trained
+        weights into."""
         config = self.trial_config(hp)
-        ticket = paths.cs_ticket(runner.run_dir_for(config, self.out))
-        if os.path.exists(paths.result(os.path.dirname(ticket))):
-            return Ticket.load(ticket).build_model()
+        directory = runner.run_dir_for(config, self.out)
+        if os.path.exists(paths.result(directory)):
+            return self._final_model(config, directory)[0]
         recipe, model = runner.prepare(config)
         self._prepared = (config, recipe, model)
         return model
 
     def fit(self, hp, model, *args, **kwargs):
-        """Runs the trial's CS search and ticket training; returns its metrics.
+        """Runs the trial; returns its metrics (see :func:`metrics`).
 
         The config names the data: ``tuner.search()`` takes no ``x``/``y``
         (passing them is an error rather than silently ignored). The trained
-        ticket's weights are written where Keras Tuner's checkpoint callback
-        would have written them, so ``tuner.get_best_models()`` returns the
-        trials' trained tickets.
+        network's weights are written where Keras Tuner's checkpoint callback
+        would have written them, so ``tuner.get_best_models()`` returns them.
         """
         _refuse_data(args, kwargs)
         config = self.trial_config(hp)
@@ -146,7 +111,17 @@ class CSHyperModel(keras_tuner.HyperModel):
         self._ran.add(os.path.abspath(directory))
         with open(paths.result(directory)) as handle:
             result = json.load(handle)
-        _save_for_tuner(directory, kwargs.get("callbacks") or [])
+        targets = [
+            c.filepath
+            for c in kwargs.get("callbacks") or []
+            if type(c).__name__ == "SaveBestEpoch"
+        ]
+        if targets:  # the callback never runs: no fit of ours is the tuner's
+            final, state = self._final_model(config, directory)
+            for variable, value in zip(final.weights, state, strict=True):
+                variable.assign(value)
+            for path in targets:
+                final.save_weights(path)
         values = metrics(result)
         if values["weights_remaining"] == 0:
             print_msg(
@@ -154,6 +129,10 @@ class CSHyperModel(keras_tuner.HyperModel):
                 f"weight (0% remaining, {directory}); its accuracy is chance level."
             )
         return values
+
+    def _final_model(self, config, directory):
+        """(the network of the trial's result, its trained state)."""
+        raise NotImplementedError
 
     def _check_reuse(self, directory: str) -> None:
         if not os.path.exists(paths.result(directory)):
@@ -173,6 +152,117 @@ class CSHyperModel(keras_tuner.HyperModel):
         )
 
 
+class CSHyperModel(_RunHyperModel):
+    """A Keras Tuner hypermodel over Continuous Sparsification's s0 and lambda.
+
+    ``get_best_models`` returns the trials' trained ticket networks.
+
+    Args:
+        config: a ``method: cs`` run config (everything but the tuned values).
+        mask_initial_values: candidate s0 values (default: the config's).
+        penalties: candidate lambda values (default: the config's).
+        out: root folder of the trials' run folders.
+        verbose: passed to the runs (1 prints progress).
+        reuse_finished: a trial whose run folder already holds a finished run
+            from before this hypermodel's search reuses it, with a message
+            (True), or is refused with ``RunFolderError`` (False).
+    """
+
+    method = "cs"
+
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        mask_initial_values=None,
+        penalties=None,
+        out: str = "runs",
+        verbose: int = 0,
+        name: str | None = None,
+        reuse_finished: bool = True,
+    ):
+        super().__init__(config, out, verbose, name, reuse_finished)
+        self.mask_initial_values = _candidates(
+            mask_initial_values, config.cs.mask_initial_value, "mask_initial_values"
+        )
+        self.penalties = _candidates(penalties, config.cs.penalty, "penalties")
+        if any(p < 0 for p in self.penalties):
+            raise ValueError(f"penalties must be >= 0; got {self.penalties}.")
+
+    def trial_config(self, hp) -> RunConfig:
+        """The run config of a trial (the config with the trial's s0 and lambda)."""
+        s0 = hp.Choice("mask_initial_value", self.mask_initial_values)
+        penalty = hp.Choice("penalty", self.penalties)
+        cs = dataclasses.replace(
+            self.config.cs, mask_initial_value=float(s0), penalty=float(penalty)
+        )
+        return dataclasses.replace(self.config, cs=cs)
+
+    def ticket_path(self, hp) -> str:
+        return paths.cs_ticket(self.run_dir(hp))
+
+    def _final_model(self, config, directory):
+        ticket = Ticket.load(paths.cs_ticket(directory)).build_model()
+        return ticket, load_arrays(paths.trained(paths.cs_ticket_dir(directory)))
+
+
+class IMPHyperModel(_RunHyperModel):
+    """A Keras Tuner hypermodel over IMP's pruning rate, rewind point and scope.
+
+    Each trial is one ``keras-lottery run`` of the config with the trial's
+    ``pruning.fraction``, ``pruning.rewind`` and ``pruning.scope`` (candidates
+    default to the config's), in its own resumable run folder under ``out``;
+    its metrics are its last round's (:func:`metrics`), and ``get_best_models``
+    returns each trial's network as trained in its last round (masks included).
+
+    >>> hypermodel = IMPHyperModel(config, fractions=[0.2, 0.5],
+    ...                            rewinds=["0it", "500it"], out="runs")
+    >>> tuner = keras_tuner.GridSearch(hypermodel, objective=hypermodel.objective)
+    >>> tuner.search()
+    """
+
+    method = "imp"
+
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        fractions=None,
+        rewinds=None,
+        scopes=None,
+        out: str = "runs",
+        verbose: int = 0,
+        name: str | None = None,
+        reuse_finished: bool = True,
+    ):
+        super().__init__(config, out, verbose, name, reuse_finished)
+        self.fractions = _candidates(fractions, config.pruning.fraction, "fractions")
+        self.rewinds = [str(r) for r in (rewinds or [config.pruning.rewind])]
+        self.scopes = list(scopes or [config.pruning.scope])
+        for fraction in self.fractions:  # invalid values fail here, not mid-search
+            for rewind in self.rewinds:
+                for scope in self.scopes:
+                    dataclasses.replace(
+                        config.pruning, fraction=fraction, rewind=rewind, scope=scope
+                    )
+
+    def trial_config(self, hp) -> RunConfig:
+        """The run config of a trial (the trial's fraction, rewind and scope)."""
+        pruning_config = dataclasses.replace(
+            self.config.pruning,
+            fraction=float(hp.Choice("fraction", self.fractions)),
+            rewind=hp.Choice("rewind", self.rewinds),
+            scope=hp.Choice("scope", self.scopes),
+        )
+        return dataclasses.replace(self.config, pruning=pruning_config)
+
+    def _final_model(self, config, directory):
+        with open(paths.result(directory)) as handle:
+            last = json.load(handle)["rounds"][-1]["round"]
+        _, model = runner.prepare(config)
+        return model, load_arrays(paths.round_trained(directory, last))
+
+
 class TrialConfigError(ConfigError, keras_tuner.errors.FatalError):
     """A ``ConfigError`` that ends the whole search (Keras Tuner would otherwise
     log it and go on to the next trial)."""
@@ -190,19 +280,6 @@ def _refuse_data(args, kwargs) -> None:
             "section); call tuner.search() without x, y or validation_data "
             f"(got {len(args)} positional argument(s) and {data or 'no'} keywords)."
         )
-
-
-def _save_for_tuner(directory: str, callbacks) -> None:
-    """Writes the trained ticket's weights to the file of Keras Tuner's
-    checkpoint callback (the callback itself never runs: no ``fit`` of ours
-    is the tuner's)."""
-    targets = [c.filepath for c in callbacks if type(c).__name__ == "SaveBestEpoch"]
-    if not targets:
-        return
-    ticket = Ticket.load(paths.cs_ticket(directory)).build_model()
-    restore_state(ticket, load_arrays(paths.trained(paths.cs_ticket_dir(directory))))
-    for path in targets:
-        ticket.save_weights(path)
 
 
 def metrics(result: dict) -> dict[str, float]:

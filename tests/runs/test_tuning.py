@@ -135,3 +135,38 @@ def test_hypermodel_validates_its_arguments(cs_mlp_config):
         CSHyperModel(config, mask_initial_values=[])
     with pytest.raises(ValueError, match="penalties must be >= 0"):
         CSHyperModel(config, penalties=[np.float64(-1.0)])
+
+
+@pytest.mark.slow  # ~28 s: two IMP runs, then both rebuilt by get_best_models
+def test_imp_hypermodel_tunes_the_pruning_rate_and_returns_trained_tickets(tmp_path):
+    from keras_lottery import pruning
+    from keras_lottery.runs.tuning import IMPHyperModel
+    from tests.conftest import write_tiny_config
+
+    config = load_config(
+        write_tiny_config(tmp_path, baselines="[]"), ["pruning.rounds=1"]
+    )
+    hypermodel = IMPHyperModel(
+        config, fractions=[0.5, 0.75], rewinds=["3it"], out=str(tmp_path / "runs")
+    )
+    tuner = keras_tuner.GridSearch(
+        hypermodel,
+        objective=hypermodel.objective,
+        directory=str(tmp_path / "tuning"),
+        project_name="imp",
+    )
+    tuner.search()
+    trials = tuner.oracle.get_best_trials(2)
+    for trial, model in zip(trials, tuner.get_best_models(2), strict=True):
+        hp = trial.hyperparameters
+        assert hypermodel.trial_config(hp).pruning.rewind == "3it"
+        remaining = pruning.sparsity_report(model).fraction_remaining
+        assert remaining == trial.metrics.get_last_value("weights_remaining")
+        run_dir = hypermodel.run_dir(hp)
+        trained = load_arrays(os.path.join(run_dir, "round_001", "trained.npz"))
+        for variable, value in zip(model.weights, trained, strict=True):
+            np.testing.assert_array_equal(to_numpy(variable), value)
+    fractions = {t.hyperparameters.get("fraction"): t for t in trials}
+    assert set(fractions) == {0.5, 0.75}
+    with pytest.raises(ConfigError, match="rewind"):
+        IMPHyperModel(config, rewinds=["soon"])
