@@ -1,4 +1,4 @@
-"""Every Keras callback of the library, one concept each; all deep-copyable
+"""The methods' Keras callbacks, one concept each; all deep-copyable
 (they hold no model until ``set_model``), as Keras Tuner and IMP copy them.
 
 - :class:`RewindCheckpoint`: capture the full state at a rewind point;
