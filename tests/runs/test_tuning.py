@@ -170,3 +170,22 @@ def test_imp_hypermodel_tunes_the_pruning_rate_and_returns_trained_tickets(tmp_p
     assert set(fractions) == {0.5, 0.75}
     with pytest.raises(ConfigError, match="rewind"):
         IMPHyperModel(config, rewinds=["soon"])
+
+
+def test_a_trial_that_prunes_every_weight_is_flagged(
+    cs_mlp_config, tmp_path, monkeypatch, capsys
+):
+    from keras_lottery.runs import tuning
+
+    def fake_run(config, out, verbose, prepared):
+        directory = tmp_path / "run"
+        directory.mkdir()
+        (directory / "result.json").write_text("{}")
+        return str(directory)
+
+    monkeypatch.setattr(tuning.runner, "run", fake_run)
+    empty = {"val_accuracy": 0.1, "test_accuracy": 0.1, "weights_remaining": 0.0}
+    monkeypatch.setattr(tuning, "metrics", lambda result: dict(empty))
+    hypermodel = CSHyperModel(load_config(cs_mlp_config), out=str(tmp_path / "runs"))
+    assert hypermodel.fit(keras_tuner.HyperParameters(), None) == empty
+    assert "pruned every weight (0% remaining" in capsys.readouterr().out
