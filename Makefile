@@ -91,9 +91,14 @@ $(TFMOT_STAMP): benchmarks/requirements-tfmot.txt
 	$(VENV_TFMOT)/bin/python -m pip install --quiet --no-deps -r benchmarks/requirements-tfmot.txt
 	touch $(TFMOT_STAMP)
 
-bench-tfmot: $(TFMOT_STAMP)
+bench-tfmot: $(TFMOT_STAMP) $(STAMP)
 	TF_USE_LEGACY_KERAS=1 $(VENV_TFMOT)/bin/python benchmarks/tfmot_overhead.py \
 		--json $(BENCH_OUT)/tfmot_overhead.json --compare $(BENCH_OUT)/masked_overhead.json
+	TF_NUM_INTRAOP_THREADS=1 $(BIN)/python benchmarks/gradual_overhead.py --repeats 8 \
+		--json $(BENCH_OUT)/gradual_overhead.json
+	TF_NUM_INTRAOP_THREADS=1 TF_USE_LEGACY_KERAS=1 $(VENV_TFMOT)/bin/python \
+		benchmarks/tfmot_overhead.py --gradual --repeats 8 \
+		--json $(BENCH_OUT)/tfmot_gradual.json --compare $(BENCH_OUT)/gradual_overhead.json
 
 clean:
 	rm -rf $(VENV) $(VENV_TFMOT) demo_runs .pytest_cache .pytest-tmp .ruff_cache *.egg-info

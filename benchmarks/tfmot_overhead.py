@@ -22,6 +22,17 @@ the pinned versions in ``benchmarks/requirements-tfmot.txt`` and runs this)::
 With ``--compare benchmarks/results/masked_overhead.json`` it prints
 keras_lottery's LeNet ratio (measured by ``masked_overhead.py`` in the main
 environment) beside tfmot's.
+
+With ``--gradual`` it is instead tfmot's half of ``gradual_overhead.py``: the
+same ``PolynomialDecay(0, 0.8, 0, end, frequency=100)`` on LeNet-300-100 and a
+small CNN (``plain``, ``plain_repeat``, ``tfmot``), recording tfmot's per-layer
+kept counts at every prune step; ``--compare`` then takes
+``gradual_overhead.py``'s JSON and prints both ratios and whether the two
+density trajectories are equal::
+
+    TF_USE_LEGACY_KERAS=1 .venv-tfmot/bin/python benchmarks/tfmot_overhead.py \
+        --gradual --repeats 10 --json benchmarks/results/tfmot_gradual.json \
+        --compare benchmarks/results/gradual_overhead.json
 """
 
 from __future__ import annotations
@@ -180,6 +191,137 @@ def print_table(result: dict, compare: str | None) -> None:
                 )
 
 
+def small_cnn(seed: int):
+    """The small CNN of ``gradual_overhead.py`` in tf_keras."""
+    tf_keras.utils.set_random_seed(seed)
+    layers = tf_keras.layers
+    return tf_keras.Sequential(
+        [
+            tf_keras.Input((28, 28, 1)),
+            layers.Conv2D(16, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+GRADUAL_NETWORKS = {"lenet_300_100": lenet, "small_cnn": small_cnn}
+
+
+class KeptCounts(tf_keras.callbacks.Callback):
+    """tfmot computes the masks for step ``s`` in the forward pass of the batch
+    whose ``pruning_step`` is ``s``: after it, the kept counts of each layer."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule, self.counts = schedule, {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy()) - 1
+        if bool(self.schedule(step)[0]):
+            self.counts[step] = [
+                int(mask.numpy().sum())
+                for layer in self.model.layers
+                if hasattr(layer, "pruning_vars")
+                for _, mask, _ in layer.pruning_vars
+            ]
+
+
+def run_gradual_network(name: str, args) -> dict:
+    build = GRADUAL_NETWORKS[name]
+    data = dataset(args.steps, args.seed)
+    total = args.steps * (args.repeats + 1)
+    end = max(100, total - total % 100)
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        0.0, args.sparsity, 0, end, frequency=100
+    )
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(
+        build(args.seed), pruning_schedule=schedule
+    )
+    kept = KeptCounts(schedule)
+    variants = {
+        "plain": (build(args.seed), []),
+        "plain_repeat": (build(args.seed), []),
+        "tfmot": (pruned, [tfmot.sparsity.keras.UpdatePruningStep(), kept]),
+    }
+    for model, callbacks in variants.values():
+        model.compile(
+            tf_keras.optimizers.Adam(1.2e-3), "sparse_categorical_crossentropy"
+        )
+        model.fit(data, epochs=1, verbose=0, callbacks=callbacks)  # trace, warm up
+
+    def epoch(model, callbacks):
+        def go():
+            model.fit(data, epochs=1, verbose=0, callbacks=callbacks)
+            return args.steps
+
+        return go
+
+    times = _harness.interleaved(
+        {n: epoch(*pair) for n, pair in variants.items()}, args.repeats, args.seed
+    )
+    summary = _harness.summarize(times, baseline="plain")
+    return {
+        "model": name,
+        "ms_per_step": summary,
+        "ratio_tfmot": summary["tfmot"]["wall"]["ratio_paired_median"],
+        "noise_ratio": summary["plain_repeat"]["wall"]["ratio_paired_median"],
+        "kept_per_prune_step": {str(s): kept.counts[s] for s in sorted(kept.counts)},
+    }
+
+
+def run_gradual(args) -> dict:
+    load_before = _harness.load_average()
+    rows = [run_gradual_network(name, args) for name in GRADUAL_NETWORKS]
+    return {
+        "benchmark": "tfmot_gradual",
+        "info": _harness.machine_info(
+            tensorflow=tf.__version__,
+            tf_keras=tf_keras.__version__,
+            tensorflow_model_optimization=tfmot.__version__,
+        ),
+        "settings": {
+            "batch": BATCH,
+            "steps_per_repeat": args.steps,
+            "repeats": args.repeats,
+            "optimizer": "Adam(1.2e-3)",
+            "schedule": f"PolynomialDecay(0, {args.sparsity}, 0, end, frequency=100)",
+            "seed": args.seed,
+        },
+        "load_average": {"before": load_before, "after": _harness.load_average()},
+        "models": rows,
+    }
+
+
+def print_gradual(result: dict, compare: str | None) -> None:
+    ours = {}
+    if compare and os.path.exists(compare):
+        with open(compare) as handle:
+            ours = {row["model"]: row for row in json.load(handle)["models"]}
+    for row in result["models"]:
+        line = (
+            f"{row['model']:<14} tfmot/plain {row['ratio_tfmot']:.3f} "
+            f"(plain_repeat/plain {row['noise_ratio']:.3f})"
+        )
+        mine = ours.get(row["model"])
+        if mine:
+            # Steps both recorded: ours has no step-0 event when nothing changes,
+            # and prunes at the last step S after the last update, which tfmot
+            # would do only in a further forward pass.
+            common = set(row["kept_per_prune_step"]) & set(mine["kept_per_prune_step"])
+            theirs = {s: row["kept_per_prune_step"][s] for s in common}
+            equal = theirs == {s: mine["kept_per_prune_step"][s] for s in common}
+            line += (
+                f"; keras_lottery gradual/plain {mine['ratio_gradual']:.3f} "
+                f"(from {compare}); kept counts equal at "
+                f"{len(common)} common prune steps: {equal}"
+            )
+        print(line)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -188,7 +330,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="TF intra/inter-op threads")
     parser.add_argument("--json", help="write the results to this file")
-    parser.add_argument("--compare", help="masked_overhead.py's JSON to print beside")
+    parser.add_argument("--compare", help="our JSON (masked/gradual_overhead.py)")
+    parser.add_argument(
+        "--gradual", action="store_true", help="PolynomialDecay vs GradualPruning"
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.steps < 1:
         parser.error("--repeats and --steps must be >= 1")
@@ -197,8 +342,13 @@ def main(argv=None):
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     info = _harness.machine_info(tensorflow=tf.__version__)
     _harness.header("tfmot_overhead", info)
-    result = run(args)
-    print_table(result, args.compare)
+    if args.gradual:
+        args.sparsity = 0.8 if args.sparsity == 0.5 else args.sparsity
+        result = run_gradual(args)
+        print_gradual(result, args.compare)
+    else:
+        result = run(args)
+        print_table(result, args.compare)
     _harness.write_json(args.json, result)
 
 

@@ -33,9 +33,11 @@ _SUBMODULES = (
     "callbacks",
     "controls",
     "export",
+    "gradual",
     "layers",
     "models",
     "pruning",
+    "pruning_schedules",
     "schedules",
 )
 
@@ -50,6 +52,7 @@ _NAMES = {
     "soften": "keras_lottery.conversion",
     "export_saved_model": "keras_lottery.export",
     "strip_masks": "keras_lottery.export",
+    "GradualPruning": "keras_lottery.gradual",
     "ContinuousSparsification": "keras_lottery.methods",
     "CSResult": "keras_lottery.methods",
     "IMPResult": "keras_lottery.methods",
@@ -64,6 +67,7 @@ _NAMES = {
 _SERIALIZABLES = (
     "keras_lottery.layers",
     "keras_lottery.optimizers",
+    "keras_lottery.pruning_schedules",
     "keras_lottery.schedules",
 )
 
@@ -102,6 +106,7 @@ __all__ = [
     "ContinuousSparsification",
     "CoupledAdam",
     "CoupledSGD",
+    "GradualPruning",
     "IMPResult",
     "IterativeMagnitudePruning",
     "Recipe",
@@ -113,6 +118,7 @@ __all__ = [
     "controls",
     "export",
     "export_saved_model",
+    "gradual",
     "harden",
     "instability",
     "interpolation_curve",
@@ -121,6 +127,7 @@ __all__ = [
     "models",
     "prunable",
     "pruning",
+    "pruning_schedules",
     "schedules",
     "soften",
     "strip_masks",

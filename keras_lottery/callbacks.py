@@ -1,11 +1,16 @@
-"""Every Keras callback of the library, one concept each; all deep-copyable
+"""The methods' Keras callbacks, one concept each; all deep-copyable
 (they hold no model until ``set_model``), as Keras Tuner and IMP copy them.
 
 - :class:`RewindCheckpoint`: capture the full state at a rewind point;
 - :class:`StopAtIteration`: end ``fit`` after an exact number of steps;
 - :class:`TrainingRecorder`: count steps, keep the best-validation weights;
 - :class:`TemperatureSchedule`, :class:`SparsityMonitor`,
-  :class:`StopOnNonFiniteLogits`: Continuous Sparsification's soft masks.
+  :class:`StopOnNonFiniteLogits`: Continuous Sparsification's soft masks;
+- :func:`phase_callbacks`: a user's callbacks copied for one training phase of a
+  method (a round's ticket or control), TensorBoard logging to its own folder.
+
+Pruning inside ``fit`` (``GradualPruning``, ``PruningSummaries``) lives in
+:mod:`keras_lottery.gradual`.
 
 Example:
 
@@ -16,12 +21,17 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
+import os
+import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_lottery._messages import logger, print_msg
+from keras_lottery.gradual import optimizer_iterations
 from keras_lottery.pruning import sync_state
 from keras_lottery.rewind import capture_state
 from keras_lottery.soft_masks import (
@@ -36,39 +46,101 @@ from keras_lottery.steps import Step
 class RewindCheckpoint(keras.callbacks.Callback):
     """Captures the full model state at a rewind point of the first training run.
 
-    ``state`` holds the captured arrays once training has passed ``step``
-    (``None`` before). Iterations are counted from the start of this ``fit``.
-    Deep-copyable (it holds no model until ``set_model``).
+    ``step`` is counted from the start of *this* ``fit``: ``"500it"`` is after the
+    500th optimizer update of this fit (read from ``optimizer.iterations``, so a
+    resumed optimizer's earlier updates do not count), ``"2ep"`` after this fit's
+    second epoch (whatever ``initial_epoch`` is), ``0`` before the first update.
+    ``state`` holds the captured arrays once training has passed ``step``. With
+    ``steps_per_execution = k > 1`` an iteration point inside an execution is
+    captured at the end of that execution (up to ``k - 1`` updates late; ``late``
+    says by how many). A point that training never reached (``fit`` ended or was
+    stopped first) leaves ``state`` at ``None`` and is reported loudly by a
+    ``RuntimeWarning`` at the end of ``fit``. Deep-copyable (it holds no model
+    until ``set_model``).
+
+    >>> capture = RewindCheckpoint("2ep")
+    >>> model.fit(x, y, epochs=10, initial_epoch=5, callbacks=[capture])
+    >>> capture.state is not None   # captured after epoch 7 (this fit's 2nd)
+    True
     """
 
     def __init__(self, step="0it"):
         super().__init__()
         self.step = Step.parse(step)
         self.state: list[np.ndarray] | None = None
-        self._seen = 0
+        self.late = 0
+        self._start = 0
+        self._iterations = 0
+        self._epochs = 0
+        self._first_epoch = None
 
     def on_train_begin(self, logs=None):
-        self._seen = 0
-        self.state = None
+        self.state, self.late = None, 0
+        self._start = optimizer_iterations(self.model)
+        self._iterations, self._epochs, self._first_epoch = 0, 0, None
         if self.step.amount == 0:
             self.state = capture_state(self.model)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+
     def on_train_batch_end(self, batch, logs=None):
-        self._seen += 1
+        self._iterations = optimizer_iterations(self.model) - self._start
         if (
             self.state is None
             and self.step.unit == "it"
-            and self._seen == self.step.amount
+            and self._iterations >= self.step.amount
         ):
+            self.late = self._iterations - self.step.amount
             self.state = capture_state(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
+        self._epochs = epoch - (self._first_epoch or 0) + 1
         if (
             self.state is None
             and self.step.unit == "ep"
-            and epoch + 1 == self.step.amount
+            and self._epochs == self.step.amount
         ):
             self.state = capture_state(self.model)
+
+    def on_train_end(self, logs=None):
+        if self.state is None:
+            message = (
+                f"RewindCheckpoint: the rewind point {self.step} was never reached; "
+                f"this fit ran {self._iterations} iterations and {self._epochs} "
+                "complete epochs (counted from its start), so no state was "
+                "captured (state is None). Train longer or pick an earlier point."
+            )
+            logger.warning(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def phase_callbacks(callbacks, phase: str, verbose: int = 0) -> list:
+    """Deep copies of ``callbacks`` for one training phase (``phase`` like
+    ``"round_003/ticket"`` or ``"round_003/random_reinit"``): each
+    ``keras.callbacks.TensorBoard`` among them logs to ``<its log_dir>/<phase>``,
+    so rounds and controls do not overwrite one ``train/`` folder. With
+    ``verbose`` it prints which phase starts training, so the epoch lines that
+    follow can be told apart.
+
+    >>> phase_callbacks([keras.callbacks.TensorBoard("logs")], "round_001/ticket")[
+    ...     0].log_dir
+    'logs/round_001/ticket'
+    """
+    copies = copy.deepcopy(list(callbacks))
+    for callback in copies:
+        if isinstance(callback, keras.callbacks.TensorBoard):
+            callback.log_dir = os.path.join(callback.log_dir, *phase.split("/"))
+    if verbose:
+        print_msg(f"[keras_lottery] training {phase}")
+    return copies
+
+
+def phase_name(round: int, branch: str) -> str:
+    """``"round_003/ticket"``: the phase of ``branch`` (the ticket, a control or a
+    search) in round ``round``."""
+    return f"round_{round:03d}/{branch}"
 
 
 class StopAtIteration(keras.callbacks.Callback):

@@ -312,13 +312,16 @@ def magnitude_masks_to_density(
     layers: Iterable[str] | None = None,
     exclude: Iterable[str] = (),
     layer_densities: Mapping[str, float] | None = None,
+    pattern: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Masks that keep ``round(density * total)`` weights of each pool, by magnitude.
 
     ``density`` is relative to the *dense* size of the pool (all selected layers
     under global scope, each layer under layerwise scope). Masks only shrink: a
     pool already at or below its target is left as it is. Iterative pruning uses
-    this to land on ``(1 - p) ** n`` exactly after ``n`` rounds.
+    this to land on ``(1 - p) ** n`` exactly after ``n`` rounds. ``pattern``
+    (``"1x4"``, ``"2:4"``, ...) keeps structured blocks or N:M groups instead of
+    single weights (see ``keras_lottery.sparsity_patterns``).
     """
     layers, exclude = _names(layers, "layers"), _names(exclude, "exclude")
     plan = _plan(
@@ -335,7 +338,7 @@ def magnitude_masks_to_density(
     def count(alive_in_pool: int, total_in_pool: int, value: float) -> int:
         return max(0, alive_in_pool - round(value * total_in_pool))
 
-    return _magnitude_from_plan(plan, count)
+    return _magnitude_from_plan(plan, count, pattern)
 
 
 def prune_magnitude(model, fraction: float, **kwargs) -> dict[str, np.ndarray]:
@@ -423,7 +426,16 @@ def _check_unit_interval(value, what: str, upper_inclusive: bool) -> None:
         raise ValueError(f"{what} must be a number in {interval}; got {value!r}.")
 
 
-def _magnitude_from_plan(pools, count) -> dict[str, np.ndarray]:
+def _magnitude_from_plan(pools, count, pattern=None) -> dict[str, np.ndarray]:
+    if pattern is not None:
+        from keras_lottery.sparsity_patterns import pool_masks
+
+        masks = {}
+        for pool in pools:
+            masks.update(
+                pool_masks(pool.layers, pool.value, count, pattern, _drop_smallest)
+            )
+        return masks
     masks = {}
     for pool in pools:
         scores, alive, sizes = [], [], []

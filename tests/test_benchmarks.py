@@ -120,3 +120,22 @@ def test_imp_bookkeeping_times_the_driver_a_run_builds(bench, tmp_path):
     assert imp.baselines == () and imp.seed == 3 and imp.evaluate_at == "best"
     assert imp.checkpoint_dir == os.path.join(str(tmp_path), "imp_lenet")
     assert config.training.duration == "8ep" and model.optimizer is not None
+
+
+@pytest.mark.slow  # ~10 s: four models traced and timed
+def test_gradual_overhead_times_pruning_in_fit_and_records_kept_counts(
+    bench, tmp_path, gc_calls, monkeypatch
+):
+    gradual_overhead = bench("gradual_overhead")
+    monkeypatch.setattr(gradual_overhead, "FREQUENCY", 2)  # not 100
+    out = tmp_path / "gradual.json"
+    args = ["--networks", "small_cnn", "--steps", "2", "--repeats", "1"]
+    gradual_overhead.main(args + ["--json", str(out)])
+    (cnn,) = json.loads(out.read_text())["models"]
+    assert set(cnn["ms_per_step"]) == {"plain", "plain_repeat", "masked", "gradual"}
+    assert cnn["layer_sizes"] == [144, 4608, 8000]
+    # PolynomialDecay(0, 0.8, 0, 4, frequency=2): 70% sparsity at 2, 80% at 4.
+    assert cnn["kept_per_prune_step"] == {
+        "2": [43, 1382, 2400],
+        "4": [29, 922, 1600],
+    }

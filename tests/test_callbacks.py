@@ -2,6 +2,7 @@
 and Continuous Sparsification's soft-mask callbacks."""
 
 import copy
+import os
 
 import keras
 import numpy as np
@@ -15,6 +16,8 @@ from keras_lottery.callbacks import (
     StopOnNonFiniteLogits,
     TemperatureSchedule,
     TrainingRecorder,
+    phase_callbacks,
+    phase_name,
 )
 from keras_lottery.pruning import sync_state
 from keras_lottery.rewind import capture_state, restore_state
@@ -103,12 +106,49 @@ def test_callbacks_deep_copy_and_work_after_copy():
     copy.deepcopy(RewindCheckpoint("2ep"))  # unbound callbacks hold no model
 
 
-def test_rewind_point_after_training_captures_nothing():
-    x, y = classification_data(n=32)
+@pytest.mark.parametrize("rewind", ["3ep"])
+def test_rewind_point_never_reached_warns_at_train_end(rewind):
+    x, y = classification_data(n=32)  # 2 steps per epoch
     model = _compiled_mlp()
-    capture = RewindCheckpoint("3ep")
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[capture])
+    capture = RewindCheckpoint(rewind)
+    with pytest.warns(RuntimeWarning, match=f"rewind point {rewind} was never"):
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[capture])
     assert capture.state is None
+
+
+def test_rewind_point_counts_from_the_start_of_this_fit():
+    x, y = classification_data(n=32)  # 2 steps per epoch
+    model = _compiled_mlp()
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)  # optimizer at 4 updates
+    by_epochs, by_steps = RewindCheckpoint("1ep"), RewindCheckpoint("3it")
+    seen = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(capture_state(self.model))
+
+    model.fit(
+        x,
+        y,
+        epochs=4,
+        initial_epoch=2,
+        batch_size=16,
+        verbose=0,
+        callbacks=[Snapshot(), by_epochs, by_steps],
+    )
+    for got, want in zip(by_epochs.state, seen[1], strict=True):
+        np.testing.assert_array_equal(got, want)  # after this fit's 2nd update
+    for got, want in zip(by_steps.state, seen[2], strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_rewind_point_inside_an_execution_is_captured_at_its_end():
+    x, y = classification_data(n=64)  # 4 steps per epoch, executions of 3 + 1
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy", steps_per_execution=3)
+    capture = RewindCheckpoint("2it")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[capture])
+    assert capture.state is not None and capture.late == 1
 
 
 # --------------------------------------------------------------------------- recorder
@@ -200,3 +240,11 @@ def test_non_finite_logits_stop_training_naming_the_layer():
     healthy = soft_convnet()
     healthy.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[stop])
     assert stop.bad is None  # reset at every fit
+
+
+def test_phase_callbacks_copy_and_point_tensorboard_to_the_phase():
+    board, stop = keras.callbacks.TensorBoard("logs"), StopAtIteration(3)
+    copies = phase_callbacks([board, stop], phase_name(3, "random_reinit"))
+    assert copies[0] is not board and copies[1] is not stop
+    assert copies[0].log_dir == os.path.join("logs", "round_003", "random_reinit")
+    assert board.log_dir == "logs" and copies[1].total == 3

@@ -65,6 +65,35 @@ def test_continuous_sparsification(tmp_path):
     assert result.epochs == {"search": 2, "ticket": 2, "total": 4}
 
 
+@tensorflow_only  # on JAX too when run by hand (19 s there): GradualPruning's
+# JAX path is covered by tests/test_gradual.py within the test-time budget
+def test_gradual_pruning_fit(tmp_path):
+    import keras_lottery as kl
+
+    report, pruning, plain = load_example("gradual_pruning_fit.py").main(
+        ["--epochs", "2", "--hidden", "16", "8", "--limit", "200"]
+        + ["--batch-size", "32", "--out", str(tmp_path)]
+    )
+    assert report.total == 64 * 16 + 16 * 8 + 8 * 10
+    assert report.remaining == round(0.2 * report.total)  # 80% pruned in one fit
+    assert [e["step"] for e in pruning.events][-1] == 8  # 8 prune steps of 1
+    assert kl.pruning.masked_layers(plain) == []
+    assert os.listdir(tmp_path / "logs" / "pruning")
+    assert (tmp_path / "pruned.keras").exists() and (tmp_path / "plain.keras").exists()
+
+
+@pytest.mark.slow  # ~11 s; tests/runs/test_tuning.py covers get_best_models
+@tensorflow_only
+def test_tune_gradual_pruning(tmp_path):
+    import keras_lottery as kl
+
+    tuner, models = load_example("tune_gradual_pruning.py").main(
+        ["--epochs", "2", "--limit", "160", "--tuner-dir", str(tmp_path)]
+    )
+    kept = sorted(kl.pruning.sparsity_report(m).remaining for m in models)
+    assert kept == [round(0.2 * 4736), round(0.5 * 4736)]
+
+
 SCRIPTS = sorted(name for name in os.listdir(EXAMPLES) if name.endswith(".py"))
 
 

@@ -12,9 +12,11 @@ SUBMODULES = (
     "callbacks",
     "controls",
     "export",
+    "gradual",
     "layers",
     "models",
     "pruning",
+    "pruning_schedules",
     "schedules",
 )
 
@@ -48,6 +50,7 @@ def test_the_facade_names_the_documented_api():
         "Recipe",
         "CoupledSGD",
         "CoupledAdam",
+        "GradualPruning",
         "__version__",
         *SUBMODULES,
     }

@@ -56,6 +56,8 @@ from keras_lottery.callbacks import (
     SparsityMonitor,
     StopOnNonFiniteLogits,
     TemperatureSchedule,
+    phase_callbacks,
+    phase_name,
 )
 from keras_lottery.config import CSConfig, RunConfig
 from keras_lottery.conversion import harden, soften
@@ -276,7 +278,10 @@ class _Search:
             x=self.x,
             y=self.y,
             epochs=self.epochs,
-            callbacks=copy.deepcopy(self.callbacks) + extra,
+            callbacks=phase_callbacks(
+                self.callbacks, phase_name(r, "search"), self.cs.verbose
+            )
+            + extra,
             test_data=self.test_data,
             keep_best=self.cs.evaluate_at == "best",
             **self.fit_kwargs,
@@ -318,7 +323,7 @@ class _Search:
         start = capture_state(hard)
         ticket = self._ticket(hard, start, records)
         keras.utils.set_random_seed(self.cs.seed + self.cs.rounds)
-        training = self._train_hard(hard)
+        training = self._train_hard(hard, "ticket")
         baselines = {}
         for i, name in enumerate(self.cs.baselines):
             seed, mask_seed = controls.in_run_seeds(
@@ -327,7 +332,7 @@ class _Search:
             control = controls.control_model(
                 name, ticket, lambda: keras.models.clone_model(hard), seed, mask_seed
             )
-            baselines[name] = self._train_hard(control)
+            baselines[name] = self._train_hard(control, name)
         ticket.metadata["metrics"] = {"test": training.test, "final": training.final}
         result = CSResult(records, training, ticket, baselines)
         if self.store is not None:
@@ -336,8 +341,9 @@ class _Search:
             print_msg(ticket_line(result.to_dict()))
         return result
 
-    def _train_hard(self, model) -> TrainingRecord:
-        """One whole round with a fresh optimizer (the recipe's schedule from 0)."""
+    def _train_hard(self, model, phase: str) -> TrainingRecord:
+        """One whole round with a fresh optimizer (the recipe's schedule from 0);
+        ``phase`` (``ticket`` or a control) names the TensorBoard subfolder."""
         return train_from_step(
             model,
             0,
@@ -345,7 +351,7 @@ class _Search:
             x=self.x,
             y=self.y,
             epochs=self.epochs,
-            callbacks=copy.deepcopy(self.callbacks),
+            callbacks=phase_callbacks(self.callbacks, phase, self.cs.verbose),
             test_data=self.test_data,
             keep_best=self.cs.evaluate_at == "best",
             **self.fit_kwargs,

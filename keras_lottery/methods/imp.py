@@ -39,7 +39,7 @@ import keras
 
 from keras_lottery import controls, paths, pruning
 from keras_lottery._messages import print_msg
-from keras_lottery.callbacks import RewindCheckpoint
+from keras_lottery.callbacks import RewindCheckpoint, phase_callbacks, phase_name
 from keras_lottery.config import PruningConfig, RunConfig
 from keras_lottery.methods import preflight, registry
 from keras_lottery.methods.checkpoints import IMPCheckpoints, phase_records
@@ -323,7 +323,9 @@ class _Job:
     def _dense_round(self):
         capture = RewindCheckpoint(self.imp.rewind)
         extra = [RewindCheckpoint(step) for step in self.imp.extra_rewinds]
-        record = self._train(self.model, 0, extra_callbacks=[capture, *extra])
+        record = self._train(
+            self.model, 0, phase_name(0, "ticket"), extra_callbacks=[capture, *extra]
+        )
         self.extra_states = {c.step: c.state for c in extra}
         return self._round_record(0, record, {}), capture.state
 
@@ -339,14 +341,14 @@ class _Job:
         )
         pruned = Ticket.from_model(self.model, weights=rewind_state, model_config=None)
         restore_state(self.model, rewind_state)
-        record = self._train(self.model, self.k)
+        record = self._train(self.model, self.k, phase_name(r, "ticket"))
         baselines = {}
         for i, name in enumerate(self.imp.baselines):
             seed, mask_seed = controls.in_run_seeds(self.imp.seed, r, i, mask_phase=r)
             control = controls.control_model(
                 name, pruned, self._fresh_model, seed, mask_seed
             )
-            baselines[name] = self._train(control, self.k)
+            baselines[name] = self._train(control, self.k, phase_name(r, name))
         return self._round_record(r, record, baselines)
 
     def _fresh_model(self):
@@ -390,8 +392,9 @@ class _Job:
 
     # ------------------------------------------------------------------ training
 
-    def _train(self, model, start, extra_callbacks=()) -> TrainingRecord:
-        """Trains steps start..T with a fresh optimizer and records the outcome."""
+    def _train(self, model, start, phase, extra_callbacks=()) -> TrainingRecord:
+        """Trains steps start..T with a fresh optimizer and records the outcome;
+        ``phase`` (``round_003/ticket``) names the TensorBoard subfolder."""
         return train_from_step(
             model,
             start,
@@ -399,7 +402,8 @@ class _Job:
             x=self.x,
             y=self.y,
             epochs=self.epochs,
-            callbacks=copy.deepcopy(self.callbacks) + list(extra_callbacks),
+            callbacks=phase_callbacks(self.callbacks, phase, self.imp.verbose)
+            + list(extra_callbacks),
             test_data=self.test_data,
             keep_best=self.imp.evaluate_at == "best",
             **self.fit_kwargs,

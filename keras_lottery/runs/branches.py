@@ -172,6 +172,10 @@ def run_branch(
     model = controls.control_model(kind, saved.ticket, recipe.build_model, random_seed)
     recipe.compile(model)
     keras.utils.set_random_seed(random_seed)
+    if verbose:
+        print_msg(
+            f"[keras_lottery] training branch {kind} (seed {seed}) of round {round}"
+        )
     record = train_from_step(
         model,
         saved.start_step,

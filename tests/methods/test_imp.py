@@ -10,6 +10,7 @@ from keras_lottery.methods import imp as imp_method
 from keras_lottery.methods.imp import IterativeMagnitudePruning, rounds_for
 from keras_lottery.pruning import sync_state
 from keras_lottery.steps import Step
+from tests.conftest import tensorflow_only
 from tests.helpers import classification_data, mlp, weights_by_path
 
 pytestmark = pytest.mark.backend_neutral
@@ -287,3 +288,33 @@ def test_interrupted_run_resumes_exactly_like_an_uninterrupted_one(tmp_path):
     for a, b in zip(full.rounds, resumed.rounds, strict=True):
         assert a.layers_remaining == b.layers_remaining
         assert a.ticket.history == b.ticket.history
+
+
+@tensorflow_only  # TensorBoard writes with tf.summary; the logic is backend-free
+def test_tensorboard_logs_each_round_and_control_to_its_own_folder(tmp_path, capsys):
+    x, y = classification_data(n=32)
+    logs = tmp_path / "logs"
+    imp = IterativeMagnitudePruning(
+        fraction=0.5, rounds=1, baselines=["random_reinit"], verbose=1
+    )
+    imp.run(
+        _compiled_mlp(),
+        x,
+        y,
+        epochs=1,
+        batch_size=16,
+        verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(str(logs))],
+    )
+    folders = sorted(
+        str(p.parent.relative_to(logs)) for p in logs.rglob("events.out.*")
+    )
+    assert folders == [
+        "round_000/ticket/train",
+        "round_001/random_reinit/train",
+        "round_001/ticket/train",
+    ]
+    out = capsys.readouterr().out
+    assert out.index("training round_001/ticket") < out.index(
+        "training round_001/random_reinit"
+    )

@@ -8,10 +8,13 @@ import keras_tuner
 import numpy as np
 import pytest
 
+from keras_lottery._io import load_arrays
 from keras_lottery.config import load_config
+from keras_lottery.errors import ConfigError, RunFolderError
 from keras_lottery.runs import runner
 from keras_lottery.runs.tuning import CSHyperModel, metrics
 from keras_lottery.ticket import Ticket
+from tests.helpers import to_numpy
 from tests.test_examples import load_example
 
 
@@ -66,6 +69,32 @@ def test_keras_tuner_grid_over_s0_gives_a_family_of_tickets(cs_mlp_config, tmp_p
     )
     again.search()
     assert os.path.getmtime(hypermodel.ticket_path(trials[0].hyperparameters)) == stamp
+    # get_best_models rebuilds each trial's ticket with its trained weights.
+    best_models = tuner.get_best_models(2)
+    for trial, model in zip(trials, best_models, strict=True):
+        run_dir = hypermodel.run_dir(trial.hyperparameters)
+        trained = load_arrays(os.path.join(run_dir, "ticket", "trained.npz"))
+        for variable, value in zip(model.weights, trained, strict=True):
+            np.testing.assert_array_equal(to_numpy(variable), value)
+    # Data passed to search is refused, not silently ignored.
+    with pytest.raises(ConfigError, match="call tuner.search\\(\\) without x"):
+        again.hypermodel.fit(trials[0].hyperparameters, None, np.zeros(3))
+    # A fresh search that must not reuse earlier run folders says so.
+    strict = CSHyperModel(
+        hypermodel.config,
+        mask_initial_values=[-0.5, 0.5],
+        out=out,
+        reuse_finished=False,
+    )
+    fresh = keras_tuner.GridSearch(
+        strict,
+        objective=strict.objective,
+        directory=str(tmp_path / "tuning3"),
+        project_name="cs",
+        overwrite=True,
+    )
+    with pytest.raises(RunFolderError, match="already holds a finished run"):
+        fresh.search()
 
 
 def test_metrics_of_an_imp_run_are_its_last_round(imp_run):
@@ -106,3 +135,57 @@ def test_hypermodel_validates_its_arguments(cs_mlp_config):
         CSHyperModel(config, mask_initial_values=[])
     with pytest.raises(ValueError, match="penalties must be >= 0"):
         CSHyperModel(config, penalties=[np.float64(-1.0)])
+
+
+@pytest.mark.slow  # ~28 s: two IMP runs, then both rebuilt by get_best_models
+def test_imp_hypermodel_tunes_the_pruning_rate_and_returns_trained_tickets(tmp_path):
+    from keras_lottery import pruning
+    from keras_lottery.runs.tuning import IMPHyperModel
+    from tests.conftest import write_tiny_config
+
+    config = load_config(
+        write_tiny_config(tmp_path, baselines="[]"), ["pruning.rounds=1"]
+    )
+    hypermodel = IMPHyperModel(
+        config, fractions=[0.5, 0.75], rewinds=["3it"], out=str(tmp_path / "runs")
+    )
+    tuner = keras_tuner.GridSearch(
+        hypermodel,
+        objective=hypermodel.objective,
+        directory=str(tmp_path / "tuning"),
+        project_name="imp",
+    )
+    tuner.search()
+    trials = tuner.oracle.get_best_trials(2)
+    for trial, model in zip(trials, tuner.get_best_models(2), strict=True):
+        hp = trial.hyperparameters
+        assert hypermodel.trial_config(hp).pruning.rewind == "3it"
+        remaining = pruning.sparsity_report(model).fraction_remaining
+        assert remaining == trial.metrics.get_last_value("weights_remaining")
+        run_dir = hypermodel.run_dir(hp)
+        trained = load_arrays(os.path.join(run_dir, "round_001", "trained.npz"))
+        for variable, value in zip(model.weights, trained, strict=True):
+            np.testing.assert_array_equal(to_numpy(variable), value)
+    fractions = {t.hyperparameters.get("fraction"): t for t in trials}
+    assert set(fractions) == {0.5, 0.75}
+    with pytest.raises(ConfigError, match="rewind"):
+        IMPHyperModel(config, rewinds=["soon"])
+
+
+def test_a_trial_that_prunes_every_weight_is_flagged(
+    cs_mlp_config, tmp_path, monkeypatch, capsys
+):
+    from keras_lottery.runs import tuning
+
+    def fake_run(config, out, verbose, prepared):
+        directory = tmp_path / "run"
+        directory.mkdir()
+        (directory / "result.json").write_text("{}")
+        return str(directory)
+
+    monkeypatch.setattr(tuning.runner, "run", fake_run)
+    empty = {"val_accuracy": 0.1, "test_accuracy": 0.1, "weights_remaining": 0.0}
+    monkeypatch.setattr(tuning, "metrics", lambda result: dict(empty))
+    hypermodel = CSHyperModel(load_config(cs_mlp_config), out=str(tmp_path / "runs"))
+    assert hypermodel.fit(keras_tuner.HyperParameters(), None) == empty
+    assert "pruned every weight (0% remaining" in capsys.readouterr().out
