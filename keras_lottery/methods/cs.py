@@ -59,6 +59,7 @@ from keras_lottery.callbacks import (
 )
 from keras_lottery.config import CSConfig, RunConfig
 from keras_lottery.conversion import harden, soften
+from keras_lottery.errors import DivergenceError
 from keras_lottery.methods import registry
 from keras_lottery.methods.checkpoints import (
     CSCheckpoints,
@@ -279,6 +280,7 @@ class _Search:
             callbacks=copy.deepcopy(self.callbacks) + extra,
             test_data=self.test_data,
             keep_best=self.cs.evaluate_at == "best",
+            phase=None,  # the guard above also checks the mask logits
             **self.fit_kwargs,
         )
         if guard.bad is not None:
@@ -287,7 +289,7 @@ class _Search:
                 if self.store is not None and r > 0
                 else "no round was saved"
             )
-            raise RuntimeError(
+            raise DivergenceError(
                 f"Continuous Sparsification stopped in search round {r}: non-finite "
                 f"values in {guard.bad}. Lower the learning rate or the temperature; "
                 f"{where}."
@@ -318,7 +320,7 @@ class _Search:
         start = capture_state(hard)
         ticket = self._ticket(hard, start, records)
         keras.utils.set_random_seed(self.cs.seed + self.cs.rounds)
-        training = self._train_hard(hard)
+        training = self._train_hard(hard, "CS ticket")
         baselines = {}
         for i, name in enumerate(self.cs.baselines):
             seed, mask_seed = controls.in_run_seeds(
@@ -327,7 +329,7 @@ class _Search:
             control = controls.control_model(
                 name, ticket, lambda: keras.models.clone_model(hard), seed, mask_seed
             )
-            baselines[name] = self._train_hard(control)
+            baselines[name] = self._train_hard(control, f"CS control {name}")
         ticket.metadata["metrics"] = {"test": training.test, "final": training.final}
         result = CSResult(records, training, ticket, baselines)
         if self.store is not None:
@@ -336,7 +338,7 @@ class _Search:
             print_msg(ticket_line(result.to_dict()))
         return result
 
-    def _train_hard(self, model) -> TrainingRecord:
+    def _train_hard(self, model, phase) -> TrainingRecord:
         """One whole round with a fresh optimizer (the recipe's schedule from 0)."""
         return train_from_step(
             model,
@@ -348,6 +350,7 @@ class _Search:
             callbacks=copy.deepcopy(self.callbacks),
             test_data=self.test_data,
             keep_best=self.cs.evaluate_at == "best",
+            phase=phase,
             **self.fit_kwargs,
         )
 

@@ -323,7 +323,9 @@ class _Job:
     def _dense_round(self):
         capture = RewindCheckpoint(self.imp.rewind)
         extra = [RewindCheckpoint(step) for step in self.imp.extra_rewinds]
-        record = self._train(self.model, 0, extra_callbacks=[capture, *extra])
+        record = self._train(
+            self.model, 0, "IMP round 0 (dense)", extra_callbacks=[capture, *extra]
+        )
         self.extra_states = {c.step: c.state for c in extra}
         return self._round_record(0, record, {}), capture.state
 
@@ -339,14 +341,16 @@ class _Job:
         )
         pruned = Ticket.from_model(self.model, weights=rewind_state, model_config=None)
         restore_state(self.model, rewind_state)
-        record = self._train(self.model, self.k)
+        record = self._train(self.model, self.k, f"IMP round {r} (ticket)")
         baselines = {}
         for i, name in enumerate(self.imp.baselines):
             seed, mask_seed = controls.in_run_seeds(self.imp.seed, r, i, mask_phase=r)
             control = controls.control_model(
                 name, pruned, self._fresh_model, seed, mask_seed
             )
-            baselines[name] = self._train(control, self.k)
+            baselines[name] = self._train(
+                control, self.k, f"IMP round {r} (control {name})"
+            )
         return self._round_record(r, record, baselines)
 
     def _fresh_model(self):
@@ -390,7 +394,7 @@ class _Job:
 
     # ------------------------------------------------------------------ training
 
-    def _train(self, model, start, extra_callbacks=()) -> TrainingRecord:
+    def _train(self, model, start, phase, extra_callbacks=()) -> TrainingRecord:
         """Trains steps start..T with a fresh optimizer and records the outcome."""
         return train_from_step(
             model,
@@ -402,6 +406,7 @@ class _Job:
             callbacks=copy.deepcopy(self.callbacks) + list(extra_callbacks),
             test_data=self.test_data,
             keep_best=self.imp.evaluate_at == "best",
+            phase=phase,
             **self.fit_kwargs,
         )
 

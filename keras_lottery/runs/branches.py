@@ -178,6 +178,7 @@ def run_branch(
         compile_config=model.get_compile_config(),
         test_data=recipe.test_data,
         keep_best=saved.config.pruning.evaluate_at == "best",
+        phase=f"branch {kind} (seed {seed}) of round {round}",
         **recipe.fit_kwargs(verbose=2 if verbose > 1 else 0),
     )
     report = pruning.sparsity_report(model)
