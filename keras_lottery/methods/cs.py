@@ -65,6 +65,7 @@ from keras_lottery.methods.checkpoints import (
     CSCheckpoints,
     phase_records,
     read_record,
+    verify_cs_ticket,
 )
 from keras_lottery.methods.figures import plot_search
 from keras_lottery.methods.records import CSResult, SearchRoundRecord
@@ -404,9 +405,10 @@ def summarize(run_dir: str) -> dict:
     ticket is trained) of a CS run folder (``result.json`` without the config)."""
     search = phase_records(run_dir, paths.SEARCH)
     ticket_dir = paths.cs_ticket_dir(run_dir)
-    ticket = (
-        read_record(ticket_dir) if os.path.exists(paths.record(ticket_dir)) else None
-    )
+    ticket = None
+    if os.path.exists(paths.record(ticket_dir)):
+        verify_cs_ticket(run_dir)
+        ticket = read_record(ticket_dir)
     return {"method": "cs", "search": search, "ticket": ticket}
 
 

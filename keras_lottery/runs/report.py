@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 
 from keras_lottery import paths
 from keras_lottery._io import atomic_write_text
@@ -59,8 +60,11 @@ def with_branches(directory: str, rounds: list[dict]) -> list[dict]:
 
 def load_instability(directory: str) -> dict[int, dict]:
     """``{round: instability.json}`` of every analyzed round of a run folder."""
+    from keras_lottery.runs.branches import verify_branch
+
     out = {}
     for path in paths.all_instability_jsons(directory):
+        verify_branch(directory, os.path.dirname(path))
         with open(path) as handle:
             data = json.load(handle)
         out[int(data["round"])] = data
@@ -69,8 +73,11 @@ def load_instability(directory: str) -> dict[int, dict]:
 
 def load_branches(directory: str) -> dict[int, list[dict]]:
     """``{round: [branch record, ...]}`` of every finished branch of a run folder."""
+    from keras_lottery.runs.branches import verify_branch
+
     out: dict[int, list[dict]] = {}
     for path in paths.all_branch_records(directory):
+        verify_branch(directory, os.path.dirname(path))
         with open(path) as handle:
             data = json.load(handle)
         out.setdefault(int(data["round"]), []).append(data)
