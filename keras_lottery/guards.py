@@ -97,7 +97,7 @@ class StopOnDivergence(keras.callbacks.Callback):
         # A run stopped mid-epoch (StopAtIteration) still ends here.
         check_finite(self.model, self.phase, self._epoch)
         uniform = uniform_guess_loss(self.model)
-        if uniform is not None and self._loss is not None and self._loss > uniform:
+        if uniform is not None and self._loss is not None and self._loss > 2 * uniform:
             print_msg(
                 f"[keras_lottery] warning: {self.phase} ended with training loss "
                 f"{float(self._loss):.4g}, above {uniform:.4g} = ln(classes), the "
