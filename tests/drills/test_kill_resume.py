@@ -122,20 +122,28 @@ def snapshot(directory) -> dict:
     return out
 
 
-def reference(tmp_path_factory, yaml_text, branch=False) -> tuple[str, dict]:
+def reference(tmp_path_factory, yaml_text) -> tuple[str, str, dict]:
+    """A run never killed: its config, its folder and the folder's snapshot."""
     folder = tmp_path_factory.mktemp("reference")
     config = folder / "config.yaml"
     config.write_text(yaml_text)
     cli("run", str(config), "--out", str(folder / "runs"))
     directory = run_folder(folder / "runs")
-    if branch:
-        cli("branch", directory, *BRANCH)
-    return str(config), snapshot(directory)
+    return str(config), directory, snapshot(directory)
 
 
 @pytest.fixture(scope="module")
 def imp_reference(tmp_path_factory):
-    return reference(tmp_path_factory, IMP_YAML, branch=True)
+    return reference(tmp_path_factory, IMP_YAML)
+
+
+@pytest.fixture(scope="module")
+def branch_reference(imp_reference, tmp_path_factory):
+    """The IMP reference's folder copied, with the branch run once, unkilled."""
+    directory = str(tmp_path_factory.mktemp("branch") / "run")
+    shutil.copytree(imp_reference[1], directory)
+    cli("branch", directory, *BRANCH)
+    return directory, snapshot(directory)
 
 
 @pytest.fixture(scope="module")
@@ -149,19 +157,13 @@ def kill_then_resume(config, out, kill):
     return run_folder(out)
 
 
-def check_same(directory, expected, branch=False):
-    if branch:
-        cli("branch", directory, *BRANCH)
-    assert snapshot(directory) == expected
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kill", IMP_KILLS)
 def test_imp_killed_and_resumed_equals_an_uninterrupted_run(
     imp_reference, tmp_path, kill
 ):
-    config, expected = imp_reference
-    check_same(kill_then_resume(config, tmp_path, kill), expected, branch=True)
+    config, _, expected = imp_reference
+    assert snapshot(kill_then_resume(config, tmp_path, kill)) == expected
 
 
 @pytest.mark.slow
@@ -169,20 +171,20 @@ def test_imp_killed_and_resumed_equals_an_uninterrupted_run(
 def test_cs_killed_and_resumed_equals_an_uninterrupted_run(
     cs_reference, tmp_path, kill
 ):
-    config, expected = cs_reference
-    check_same(kill_then_resume(config, tmp_path, kill), expected)
+    config, _, expected = cs_reference
+    assert snapshot(kill_then_resume(config, tmp_path, kill)) == expected
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill", BRANCH_KILLS)
 def test_branch_killed_and_resumed_equals_an_uninterrupted_one(
-    imp_reference, tmp_path, kill
+    imp_reference, branch_reference, tmp_path, kill
 ):
-    config, expected = imp_reference
-    cli("run", config, "--out", str(tmp_path))
-    directory = run_folder(tmp_path)
+    directory = str(tmp_path / "run")
+    shutil.copytree(imp_reference[1], directory)
     cli("branch", directory, *BRANCH, kill=kill)
-    check_same(directory, expected, branch=True)
+    cli("branch", directory, *BRANCH)
+    assert snapshot(directory) == branch_reference[1]
 
 
 def test_a_kill_in_round_zero_resumes_to_an_uninterrupted_run(tmp_path):
