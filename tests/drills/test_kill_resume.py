@@ -58,11 +58,11 @@ BRANCH_KILLS = ["1", "2", "2:after"]
 BRANCH = ["--round", "1", "--kind", "shuffle_masks"]
 
 
-def cli(*args, kill=None, check=True):
+def cli(*args, kill=None, check=True, backend="tensorflow"):
     env = dict(
         os.environ,
         PYTHONPATH=ROOT,
-        KERAS_BACKEND="tensorflow",
+        KERAS_BACKEND=backend,
         TF_NUM_INTRAOP_THREADS="1",
         TF_CPP_MIN_LOG_LEVEL="2",
     )
@@ -185,6 +185,21 @@ def test_branch_killed_and_resumed_equals_an_uninterrupted_one(
     cli("branch", directory, *BRANCH, kill=kill)
     cli("branch", directory, *BRANCH)
     assert snapshot(directory) == branch_reference[1]
+
+
+@pytest.mark.slow
+def test_a_run_killed_under_tensorflow_is_not_resumed_under_jax(tmp_path):
+    pytest.importorskip("jax")
+    config = tmp_path / "config.yaml"
+    config.write_text(IMP_YAML)
+    out = str(tmp_path / "runs")
+    cli("run", str(config), "--out", out, kill="7:after")  # round 0 finished
+    done = cli("run", str(config), "--out", out, check=False, backend="jax")
+    assert done.returncode == 2
+    assert "was started with the tensorflow backend; this process uses jax" in (
+        done.stderr
+    )
+    assert not os.path.exists(os.path.join(run_folder(out), "round_001"))
 
 
 def test_a_kill_in_round_zero_resumes_to_an_uninterrupted_run(tmp_path):
