@@ -195,9 +195,10 @@ def verified_phases(run_dir: str, prefix: str) -> list[int]:
             unverified.append(n)
     start = len(prefix) + 1
     for folder in sorted(glob.glob(os.path.join(run_dir, f"{prefix}_*"))):
-        n = int(os.path.basename(folder)[start:])
-        if n in finished or not os.path.isdir(folder):
+        suffix = os.path.basename(folder)[start:]
+        if not suffix.isdigit() or int(suffix) in finished:
             continue
+        n = int(suffix)
         # A manifest without its record is a phase killed between the two,
         # unless the run is over or a phase after it exists.
         stray = os.path.exists(_manifest(folder)) and (
@@ -205,8 +206,9 @@ def verified_phases(run_dir: str, prefix: str) -> list[int]:
         )
         if os.path.exists(paths.record(folder)) or stray:
             missing = paths.record(paths.phase_dir(run_dir, prefix, len(finished)))
+            what = "has a manifest" if n == len(finished) else "is finished"
             raise RunFolderError(
-                f"{folder} is finished but {missing} is missing: the run folder "
+                f"{folder} {what} but {missing} is missing: the run folder "
                 f"is damaged (a record deleted?). To recover: restore {missing}, "
                 f"or {_remedy(run_dir, prefix, len(finished))}."
             )
