@@ -207,7 +207,7 @@ def test_a_kill_in_round_zero_resumes_to_an_uninterrupted_run(tmp_path):
     round 0's ticket (a ``.tmp-*`` file left behind) is resumed, and a run
     that was never killed is made, in this process (no TensorFlow import)."""
     config = tmp_path / "config.yaml"
-    config.write_text(IMP_YAML)
+    config.write_text(IMP_YAML.replace("rounds: 2", "rounds: 1"))
     cli("run", str(config), "--out", str(tmp_path / "killed"), kill="5")
     directory = run_folder(tmp_path / "killed")
     left = os.listdir(os.path.join(directory, "round_000"))
