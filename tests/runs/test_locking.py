@@ -72,3 +72,21 @@ def test_wait_blocks_until_the_holder_releases(tmp_path, capsys):
     thread.join(5)
     assert released and released[0] >= end
     assert f"waiting for PID {os.getpid()} to release" in capsys.readouterr().out
+
+
+def test_the_cli_waits_or_exits_2_naming_the_holder(imp_run, capsys):
+    from keras_lottery import cli
+
+    parser = cli.build_parser()
+    assert parser.parse_args(["run", "c.yaml", "--wait"]).wait is True
+    for command in (["branch", "r", "--round", "1", "--kind", "random_prune"],):
+        assert parser.parse_args(command).wait is False
+        assert parser.parse_args([*command, "--wait"]).wait is True
+    assert parser.parse_args(["instability", "r", "--round", "1", "--wait"]).wait
+    with run_folder_lock(str(imp_run)):
+        args = ["branch", str(imp_run), "--round", "1", "--kind", "shuffle_masks"]
+        assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"keras-lottery: error: {imp_run} is in use by another")
+    assert f"(PID {os.getpid()})" in err
+    assert not (imp_run / "branches").exists()
