@@ -41,7 +41,12 @@ def _entry(data: bytes) -> dict:
     return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _file_entry(path) -> dict:
+def file_entry(path) -> dict:
+    """``{size, sha256}`` of a file's bytes.
+
+    >>> file_entry("round_002/ticket.npz")["size"]
+    10909
+    """
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -60,7 +65,7 @@ def write_manifest(
     >>> write_manifest("runs/imp_x/round_000", ["ticket.npz", "../rewind_state.npz"])
     """
     directory = os.fspath(directory)
-    entries = {name: _file_entry(os.path.join(directory, name)) for name in files}
+    entries = {name: file_entry(os.path.join(directory, name)) for name in files}
     entries.update({name: _entry(data) for name, data in (pending or {}).items()})
     manifest = {"version": 1, "files": entries}
     atomic_write_json(manifest_path(directory), manifest)
@@ -119,17 +124,18 @@ def verify_phase(directory, remedy: str = "", required: bool = True) -> bool:
             f"{type(error).__name__}: {error}. To recover: {remedy}",
         ) from error
     for name, size, sha256 in items:
-        _verify_file(os.path.join(directory, name), size, sha256, remedy)
+        verify_file(os.path.join(directory, name), size, sha256, remedy)
     return True
 
 
-def _verify_file(path: str, size: int, sha256: str, remedy: str) -> None:
+def verify_file(path: str, size: int, sha256: str, remedy: str) -> None:
+    """Raises unless ``path`` has ``size`` bytes with this ``sha256``."""
     if not os.path.exists(path):
         raise RunFolderError(
             f"{path} is missing: the manifest of its finished phase lists it. "
             f"To recover: {remedy}."
         )
-    actual = _file_entry(path)
+    actual = file_entry(path)
     if actual["size"] != size:
         what = f"{actual['size']} bytes instead of {size}: truncated or replaced"
     elif actual["sha256"] != sha256:
