@@ -217,3 +217,17 @@ def test_divergence_stops_the_run_naming_round_and_epoch(tiny_config, tmp_path):
     directory = runner.run_dir_for(config, str(tmp_path / "runs"))
     assert not os.path.exists(os.path.join(directory, "round_000"))
     assert not os.path.exists(os.path.join(directory, "result.json"))
+
+
+def test_a_finished_run_checks_its_data_but_not_its_backend(imp_run):
+    from keras_lottery.errors import RunFolderError
+
+    config = load_config(str(imp_run / "config.yaml"))
+    out = str(imp_run.parent)
+    _edit_json(imp_run / "identity.json", backend="other")
+    assert runner.run(config, out=out, verbose=0) == str(imp_run)  # nothing to train
+    _edit_json(
+        imp_run / "identity.json", data={"name": "tiny", "file": "a", "sha256": "0"}
+    )
+    with pytest.raises(RunFolderError, match="started with data a"):
+        runner.run(config, out=out, verbose=0)
