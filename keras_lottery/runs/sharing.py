@@ -26,6 +26,7 @@ from keras_lottery.config import RunConfig
 from keras_lottery.identity import write_identity
 from keras_lottery.manifest import RECORD, write_manifest
 from keras_lottery.methods.checkpoints import verified_phases
+from keras_lottery.runs.locking import run_folder_lock
 from keras_lottery.runs.runner import load_config_of, run_dir_for
 from keras_lottery.steps import Step
 
@@ -64,22 +65,25 @@ def seed_dense_round(donor_dir: str, config: RunConfig, out: str = "runs") -> bo
     ):
         return False
     verified_phases(donor_dir, paths.ROUND)
-    os.makedirs(paths.round_dir(target, 0), exist_ok=True)
-    atomic_write_text(paths.config(target), config.to_yaml())
-    write_identity(target, config)
-    copies = (
-        (paths.extra_rewind_state(donor_dir, step), paths.rewind_state(target)),
-        (paths.extra_rewind_ticket(donor_dir, step), paths.round_ticket(target, 0)),
-        (paths.round_trained(donor_dir, 0), paths.round_trained(target, 0)),
-    )
-    for src, dst in copies:
-        atomic_copy(src, dst)
-    _finish_copied_phase(
-        paths.round_dir(donor_dir, 0),
-        paths.round_dir(target, 0),
-        [dst for _, dst in copies],
-    )
-    return True
+    with run_folder_lock(target):
+        if has_dense_round(target):  # seeded by another process meanwhile
+            return False
+        os.makedirs(paths.round_dir(target, 0), exist_ok=True)
+        atomic_write_text(paths.config(target), config.to_yaml())
+        write_identity(target, config)
+        copies = (
+            (paths.extra_rewind_state(donor_dir, step), paths.rewind_state(target)),
+            (paths.extra_rewind_ticket(donor_dir, step), paths.round_ticket(target, 0)),
+            (paths.round_trained(donor_dir, 0), paths.round_trained(target, 0)),
+        )
+        for src, dst in copies:
+            atomic_copy(src, dst)
+        _finish_copied_phase(
+            paths.round_dir(donor_dir, 0),
+            paths.round_dir(target, 0),
+            [dst for _, dst in copies],
+        )
+        return True
 
 
 def _finish_copied_phase(donor_phase: str, target_phase: str, files) -> None:
@@ -131,23 +135,26 @@ def seed_cs_search(donor_dir: str, config: RunConfig, out: str = "runs") -> bool
             f"{config.cs.rounds}: finish it first (keras-lottery run resumes it)."
         )
     verified_phases(donor_dir, paths.SEARCH)
-    os.makedirs(target, exist_ok=True)
-    atomic_write_text(paths.config(target), config.to_yaml())
-    write_identity(target, config)
-    atomic_copy(paths.rewind_state(donor_dir), paths.rewind_state(target))
-    for r in rounds:
-        os.makedirs(paths.search_dir(target, r), exist_ok=True)
-        files = [
-            name(target, r) for name in (paths.search_state, paths.search_optimizer)
-        ]
-        for name in (paths.search_state, paths.search_optimizer):
-            atomic_copy(name(donor_dir, r), name(target, r))
-        if r == 0:
-            files.append(paths.rewind_state(target))
-        _finish_copied_phase(
-            paths.search_dir(donor_dir, r), paths.search_dir(target, r), files
-        )
-    return True
+    with run_folder_lock(target):
+        if paths.finished_phases(target, paths.SEARCH):  # seeded meanwhile
+            return False
+        os.makedirs(target, exist_ok=True)
+        atomic_write_text(paths.config(target), config.to_yaml())
+        write_identity(target, config)
+        atomic_copy(paths.rewind_state(donor_dir), paths.rewind_state(target))
+        for r in rounds:
+            os.makedirs(paths.search_dir(target, r), exist_ok=True)
+            files = [
+                name(target, r) for name in (paths.search_state, paths.search_optimizer)
+            ]
+            for name in (paths.search_state, paths.search_optimizer):
+                atomic_copy(name(donor_dir, r), name(target, r))
+            if r == 0:
+                files.append(paths.rewind_state(target))
+            _finish_copied_phase(
+                paths.search_dir(donor_dir, r), paths.search_dir(target, r), files
+            )
+        return True
 
 
 def _config_without(config: RunConfig, *fields: str) -> dict:
