@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-lane-1 test-lane-2 test-tf test-jax test-slow lint format bench bench-tfmot clean
+.PHONY: install demo test test-lane-1 test-lane-2 test-tf test-jax test-slow drills lint format bench bench-tfmot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ TF_TESTS := TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PYTEST) -m "not 
 JAX_TESTS := XLA_FLAGS=--xla_cpu_multi_thread_eigen=false KERAS_BACKEND=jax $(PYTEST) \
 	-m "backend_neutral and not slow"
 LANE_1_TF := tests/test_cli.py tests/test_examples.py tests/test_benchmarks.py \
-	tests/runs/test_tuning.py
+	tests/runs/test_tuning.py tests/drills/test_kill_resume.py
 
 test-lane-1: $(STAMP)
 	mkdir -p .pytest-tmp
@@ -60,7 +60,15 @@ test-jax: $(STAMP)
 test-slow: $(STAMP)
 	mkdir -p .pytest-tmp
 	TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PYTEST) \
-		--basetemp=.pytest-tmp/slow -m slow
+		--basetemp=.pytest-tmp/slow -m "slow and not drills"
+
+# The reliability drills (tests/drills, docs/reliability.md): kill -9 at many
+# points of IMP, CS and a branch, then resume; corrupt files; bad inputs. `make
+# test` runs the ones not marked slow.
+drills: $(STAMP)
+	mkdir -p .pytest-tmp
+	TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PYTEST) \
+		--basetemp=.pytest-tmp/drills -m drills tests/drills
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

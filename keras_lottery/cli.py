@@ -94,6 +94,7 @@ def _add_run(sub) -> None:
         help="CS: start from this finished CS run's search (same config up to "
         "cs.target_sparsity, cs.mode, baselines) and train only the ticket",
     )
+    _wait_flag(run_p)
     run_p.add_argument(
         "--print-config",
         action="store_true",
@@ -158,6 +159,7 @@ def _add_branches(sub) -> None:
         "--round", type=int, required=True, help="round (0 = the dense network)"
     )
     _stability_flags(ins_p)
+    _wait_flag(ins_p)
     br_p = sub.add_parser(
         "branch", help="train a control from a saved round without redoing IMP"
     )
@@ -172,6 +174,16 @@ def _add_branches(sub) -> None:
     )
     br_p.add_argument(
         "--seed", type=_seed, default=0, help="replicate seed, an int >= 0 (default 0)"
+    )
+    _wait_flag(br_p)
+
+
+def _wait_flag(parser) -> None:
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another process is working in the run folder, wait for it "
+        "(default: exit with an error naming its PID)",
     )
 
 
@@ -243,7 +255,7 @@ def _run(args) -> int:
         args.from_search, config, args.out
     ):
         print_msg(f"[keras_lottery] search rounds copied from {args.from_search}")
-    directory = run(config, out=args.out)
+    directory = run(config, out=args.out, wait=getattr(args, "wait", False))
     plot = registry.get(config.method).plot_name
     print(
         f"\n{write_report(directory)}\n\nrun folder: {directory}\n"
@@ -317,7 +329,9 @@ def _instability(args) -> int:
     from keras_lottery.runs.branches import run_instability
     from keras_lottery.runs.report import write_report
 
-    summary = run_instability(args.run_dir, args.round, _flag_overrides(args))
+    summary = run_instability(
+        args.run_dir, args.round, _flag_overrides(args), wait=args.wait
+    )
     write_report(args.run_dir)  # the round table gains an instability column
     directory = paths.instability_dir(args.run_dir, args.round)
     print(
@@ -332,7 +346,7 @@ def _branch(args) -> int:
     from keras_lottery.runs.branches import run_branch
     from keras_lottery.runs.report import write_report
 
-    run_branch(args.run_dir, args.round, args.kind, seed=args.seed)
+    run_branch(args.run_dir, args.round, args.kind, seed=args.seed, wait=args.wait)
     directory = paths.branch_dir(args.run_dir, args.round, args.kind, args.seed)
     print(f"\n{write_report(args.run_dir)}\n\nrecord: {paths.record(directory)}")
     return 0

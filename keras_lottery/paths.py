@@ -4,7 +4,12 @@ stated once.
 
 A run folder ``<out>/<method>_<hash>/``::
 
-    config.yaml                      the full config (written first)
+    config.yaml                      the full config (written first, after
+                                     identity.json)
+    identity.json                    data sha256, backend, versions (identity.py)
+    .lock                            held by the process working in the folder
+    <phase>/manifest.json            sizes + sha256 of a finished phase's files
+                                     (manifest.py), written just before record.json
     result.json                      written last: the run is finished
     report.txt, <plot>.png           keras-lottery report
     rewind_state.npz                 the full state at the rewind point

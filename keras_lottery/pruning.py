@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from keras import ops
 
+from keras_lottery.errors import DivergenceError
 from keras_lottery.layers.masked import is_masked, validate_mask
 
 SCOPES = ("global", "layerwise")
@@ -442,6 +443,13 @@ def _magnitude_from_plan(pools, count, pattern=None) -> dict[str, np.ndarray]:
         for layer in pool.layers:
             mask = layer.get_mask()
             kernel = np.asarray(ops.convert_to_numpy(layer.raw_kernel))
+            if not np.all(np.isfinite(kernel[np.asarray(mask, dtype=bool)])):
+                # NaN scores would make the cutoff NaN and prune nothing.
+                raise DivergenceError(
+                    f"Cannot prune layer '{layer.name}' by magnitude: its kernel "
+                    "holds non-finite weights (training diverged). Lower the "
+                    "learning rate and re-run."
+                )
             scores.append(np.abs(kernel).ravel())
             alive.append(mask.ravel())
             sizes.append(mask.size)

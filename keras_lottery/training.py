@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from keras_lottery.callbacks import StopAtIteration, TrainingRecorder
+from keras_lottery.guards import StopOnDivergence
 from keras_lottery.rewind import capture_state
 from keras_lottery.schedules import OffsetSchedule
 
@@ -88,6 +89,7 @@ def train_from_step(
     callbacks: Sequence = (),
     test_data=None,
     keep_best: bool = False,
+    phase: str | None = "training",
     **fit_kwargs,
 ) -> TrainingRecord:
     """Trains ``model`` over steps ``start``..T with a fresh optimizer.
@@ -105,6 +107,11 @@ def train_from_step(
         keep_best: evaluate ``test_data`` with the weights of the epoch of
             lowest validation loss instead of the final ones (the model keeps
             its final weights either way).
+        phase: what is training, named by the
+            :class:`~keras_lottery.errors.DivergenceError` raised at the first
+            epoch with a non-finite loss or weights
+            (:class:`~keras_lottery.guards.StopOnDivergence`); ``None`` leaves
+            the check to the caller.
 
     Returns a :class:`TrainingRecord`.
     """
@@ -126,6 +133,7 @@ def train_from_step(
         callbacks=callbacks,
         test_data=test_data,
         keep_best=keep_best,
+        phase=phase,
         **fit_kwargs,
     )
 
@@ -140,6 +148,7 @@ def fit_and_record(
     callbacks: Sequence = (),
     test_data=None,
     keep_best: bool = False,
+    phase: str | None = "training",
     **fit_kwargs,
 ) -> TrainingRecord:
     """Trains the compiled ``model`` over steps ``start``..T with its current
@@ -149,6 +158,8 @@ def fit_and_record(
     total = epochs * steps_per_epoch
     best = TrainingRecorder(keep_best=keep_best)
     callbacks = list(callbacks) + [best]
+    if phase is not None:
+        callbacks.append(StopOnDivergence(phase))
     if start % steps_per_epoch:
         callbacks.append(StopAtIteration(total - start))
     began = time.perf_counter()

@@ -75,3 +75,27 @@ def test_a_zip_directory_hiding_arrays_is_refused(tmp_path):
     (tmp_path / "a.npz").write_bytes(bytes(data))
     with pytest.raises(CorruptFileError, match="lists 2 arrays, 1 read"):
         load_arrays(tmp_path / "a.npz")
+
+
+def test_files_get_the_umask_permissions_not_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "b.bin", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o600
+
+
+def test_leftover_temporaries_are_removed_anywhere_below(tmp_path):
+    from keras_lottery._io import remove_leftover_temps
+
+    (tmp_path / "round_001").mkdir()
+    left = [tmp_path / ".tmp-abc", tmp_path / "round_001" / ".tmp-x1y2"]
+    for path in left:
+        path.write_bytes(b"half")
+    (tmp_path / "round_001" / "ticket.npz").write_bytes(b"kept")
+    assert sorted(remove_leftover_temps(tmp_path)) == sorted(map(str, left))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["round_001", "ticket.npz"]

@@ -264,3 +264,23 @@ def test_sparsity_report_headings_are_distinct():
         "%",
         "remaining",
     ]
+
+
+@pytest.mark.parametrize("scope", ["layerwise", "global"])
+def test_non_finite_kernels_are_refused_not_left_unpruned(scope):
+    from keras_lottery.errors import DivergenceError
+
+    model = mlp()
+    kernel = _kernels(model)["fc2"]
+    kernel[0, 0] = np.nan
+    _set_kernel(model, "fc2", kernel)
+    before = pruning.get_masks(model)
+    with pytest.raises(
+        DivergenceError, match="Cannot prune layer 'fc2' by magnitude: its kernel"
+    ):
+        pruning.prune_magnitude(model, 0.5, scope=scope)
+    for name, mask in pruning.get_masks(model).items():
+        np.testing.assert_array_equal(mask, before[name])
+    # A NaN in a pruned position is not looked at.
+    pruning.set_masks(model, {"fc2": kernel == kernel})
+    pruning.prune_magnitude(model, 0.5, scope=scope)

@@ -5,8 +5,9 @@ One folder holds the copies trained from one starting state with one recipe
 
 - ``copy_seed{S}.npz``: the final state (``capture_state`` list) of the copy
   trained with data-order seed ``S``; ``copy_seed{S}.json`` (written last, so
-  its presence marks a finished copy): the cache key and the copy's training
-  summary (:func:`copy_summary`);
+  its presence marks a finished copy): the cache key, the copy's training
+  summary (:func:`copy_summary`) and the size and sha256 of the ``.npz``,
+  checked before the copy is reused;
 - ``pair_s{A}_s{B}.json``: the key, the curve settings and the
   :class:`~keras_lottery.analysis.results.PairResult` of the pair of copies
   ``A`` and ``B``.
@@ -33,6 +34,7 @@ import numpy as np
 
 from keras_lottery._io import atomic_write_json, load_arrays, read_json, save_arrays
 from keras_lottery.analysis.results import PairResult
+from keras_lottery.manifest import file_entry, verify_file
 from keras_lottery.rewind import capture_state
 from keras_lottery.training import TrainingRecord
 
@@ -82,14 +84,22 @@ class CopyCache:
                 f"recipe ({meta}: {saved.get('key')} vs. {self.key}). Use one "
                 "cache folder per analysis."
             )
-        return load_arrays(arrays, "a copy's state .npz of an instability cache"), (
-            saved["summary"]
-        )
+        if "file" in saved:  # caches written before sizes and hashes: unchecked
+            verify_file(
+                arrays,
+                saved["file"]["size"],
+                saved["file"]["sha256"],
+                f"delete {arrays} and {meta} to train that copy again",
+            )
+        state = load_arrays(arrays, "a copy's state .npz of an instability cache")
+        return state, saved["summary"]
 
     def save_copy(self, seed, state, summary):
         arrays, meta = self._copy_paths(seed)
         save_arrays(arrays, state)
-        atomic_write_json(meta, {"key": self.key, "summary": summary})
+        atomic_write_json(
+            meta, {"key": self.key, "summary": summary, "file": file_entry(arrays)}
+        )
 
     def _pair_path(self, a, b):
         return os.path.join(self.root, f"pair_s{a}_s{b}.json")

@@ -128,6 +128,7 @@ def train_copy(
         copy,
         step,
         compile_config=copy.get_compile_config(),
+        phase=f"instability copy (order seed {order_seed})",
         **recipe.fit_kwargs(order_seed=order_seed, verbose=verbose),
     )
     return copy, record

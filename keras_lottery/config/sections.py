@@ -429,8 +429,24 @@ class RunConfig:
         )
         return {k: v for k, v in diff.items() if k not in ignored}
 
+    def hashed_fields(self) -> dict:
+        """:meth:`non_default` with ``data.path`` replaced by the sha256 of the
+        file's content (so a file fixed in place names a new run, a moved file
+        the same one; a path that does not exist stays the path): what names
+        run and sweep folders."""
+        identity = self.non_default()
+        from keras_lottery.identity import data_digest  # reads the data file
+
+        digest = data_digest(self.data) if self.data.path else None
+        if digest is not None:
+            data = dict(identity["data"])
+            data["path"] = {"sha256": digest}
+            identity = dict(identity, data=data)
+        return identity
+
     def hashname(self) -> str:
-        canonical = json.dumps(self.non_default(), sort_keys=True, default=str)
+        """``<method>_<12 hex digits>``: the sha256 of :meth:`hashed_fields`."""
+        canonical = json.dumps(self.hashed_fields(), sort_keys=True, default=str)
         digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
         return f"{self.method}_{digest}"
 

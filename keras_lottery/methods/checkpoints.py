@@ -1,6 +1,8 @@
 """The phases of the methods' run folders, saved as each finishes and read back
 to resume (file names in :mod:`keras_lottery.paths`). A phase counts as
-finished once its ``record.json`` exists: it is written last.
+finished once its ``record.json`` exists: it is written last, right after the
+phase's ``manifest.json`` (:mod:`keras_lottery.manifest`), which is verified
+before a phase is read again.
 
 Example:
 
@@ -10,17 +12,21 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 
 from keras_lottery import paths
 from keras_lottery._io import (
-    atomic_write_json,
     load_arrays,
     read_json,
     reading,
     save_arrays,
 )
+from keras_lottery._messages import print_msg
 from keras_lottery.conversion import copy_of
+from keras_lottery.errors import RunFolderError
+from keras_lottery.identity import read_identity
+from keras_lottery.manifest import MANIFEST, finish_phase, verify_phase
 from keras_lottery.methods.records import CSResult, RoundRecord, SearchRoundRecord
 from keras_lottery.pruning import sync_state
 from keras_lottery.rewind import capture_state
@@ -36,9 +42,10 @@ class IMPCheckpoints:
 
     def __init__(self, root):
         self.root = os.fspath(root)
+        self._extra = []
 
     def resume(self, model):
-        rounds = paths.finished_phases(self.root, paths.ROUND)
+        rounds = verified_phases(self.root, paths.ROUND)
         if not rounds:
             return [], None
         records = [_parsed(paths.round_dir(self.root, r), RoundRecord) for r in rounds]
@@ -52,15 +59,22 @@ class IMPCheckpoints:
         ``IterativeMagnitudePruning(extra_rewinds=...)``)."""
         save_arrays(paths.extra_rewind_state(self.root, step), state)
         ticket.save(paths.extra_rewind_ticket(self.root, step))
+        self._extra += [
+            paths.extra_rewind_state(self.root, step),
+            paths.extra_rewind_ticket(self.root, step),
+        ]
 
     def save_round(self, model, record, rewind_state, ticket) -> None:
         r = record.round
-        os.makedirs(paths.round_dir(self.root, r), exist_ok=True)
+        directory = paths.round_dir(self.root, r)
+        os.makedirs(directory, exist_ok=True)
+        files = [paths.round_trained(self.root, r), paths.round_ticket(self.root, r)]
         if r == 0:
             save_arrays(paths.rewind_state(self.root), rewind_state)
+            files += [paths.rewind_state(self.root), *self._extra]
         save_arrays(paths.round_trained(self.root, r), capture_state(model))
         ticket.save(paths.round_ticket(self.root, r))
-        atomic_write_json(paths.round_record(self.root, r), record.to_dict())
+        finish_phase(directory, _relative(directory, files), record.to_dict())
 
 
 class CSCheckpoints:
@@ -74,7 +88,7 @@ class CSCheckpoints:
         self.root = os.fspath(root)
 
     def resume_search(self, model):
-        rounds = paths.finished_phases(self.root, paths.SEARCH)
+        rounds = verified_phases(self.root, paths.SEARCH)
         if not rounds:
             return [], None
         records = [
@@ -97,18 +111,19 @@ class CSCheckpoints:
 
     def save_round(self, model, record, rewind_state) -> None:
         r = record.round
-        os.makedirs(paths.search_dir(self.root, r), exist_ok=True)
+        directory = paths.search_dir(self.root, r)
+        os.makedirs(directory, exist_ok=True)
+        files = [paths.search_state(self.root, r), paths.search_optimizer(self.root, r)]
         if r == 0:
             save_arrays(paths.rewind_state(self.root), rewind_state)
+            files.append(paths.rewind_state(self.root))
         sync_state(model)
         save_arrays(paths.search_state(self.root, r), capture_state(model))
         save_arrays(
             paths.search_optimizer(self.root, r),
             [copy_of(v) for v in model.optimizer.variables],
         )
-        atomic_write_json(
-            paths.record(paths.search_dir(self.root, r)), record.to_dict()
-        )
+        finish_phase(directory, _relative(directory, files), record.to_dict())
 
     def ticket_done(self) -> bool:
         return os.path.exists(paths.record(paths.cs_ticket_dir(self.root)))
@@ -118,9 +133,11 @@ class CSCheckpoints:
         os.makedirs(directory, exist_ok=True)
         result.ticket.save(paths.cs_ticket(self.root))
         save_arrays(paths.trained(directory), capture_state(hard))
-        atomic_write_json(paths.record(directory), result.to_dict())
+        files = [paths.cs_ticket(self.root), paths.trained(directory)]
+        finish_phase(directory, _relative(directory, files), result.to_dict())
 
     def load_result(self, records) -> CSResult:
+        verify_cs_ticket(self.root)
         data = read_record(paths.cs_ticket_dir(self.root))
         return CSResult(
             records,
@@ -169,9 +186,89 @@ def _parsed(directory, record_class):
 
 def phase_records(run_dir: str, prefix: str) -> list[dict]:
     """The ``record.json`` of every finished phase ``<prefix>_NNN`` of a run
-    folder (``paths.ROUND`` or ``paths.SEARCH``), in order; one lacking an entry
+    folder (``paths.ROUND`` or ``paths.SEARCH``), in order, each verified
+    against its manifest (:func:`verified_phases`); one lacking an entry
     reports read is a :class:`~keras_lottery.errors.CorruptFileError`."""
     return [
         read_record(paths.phase_dir(run_dir, prefix, n), _REQUIRED.get(prefix, ()))
-        for n in paths.finished_phases(run_dir, prefix)
+        for n in verified_phases(run_dir, prefix)
     ]
+
+
+def _relative(directory: str, files) -> list[str]:
+    return [os.path.relpath(f, directory) for f in files]
+
+
+def manifests_required(run_dir: str) -> bool:
+    """Whether every finished phase of ``run_dir`` must carry a manifest: the
+    folder was started by a version that writes them (``identity.json`` says
+    so). Older folders are verified where a manifest exists."""
+    identity = read_identity(run_dir)
+    return bool(identity and identity.get("manifests"))
+
+
+def _remedy(run_dir: str, prefix: str, n: int) -> str:
+    return (
+        f"delete {paths.phase_dir(run_dir, prefix, n)} and every later "
+        f"{prefix}_* folder, then re-run to retrain them"
+    )
+
+
+def verified_phases(run_dir: str, prefix: str) -> list[int]:
+    """:func:`paths.finished_phases` after checking each finished phase against
+    its manifest, and that no phase folder beyond them holds a record (a
+    deleted or unreadable ``record.json`` would otherwise drop that phase and
+    let a resume overwrite the good ones after it). Raises
+    :class:`~keras_lottery.errors.RunFolderError` or
+    :class:`~keras_lottery.errors.CorruptFileError` naming the file.
+
+    >>> verified_phases("runs/imp_3f2a9c1d0b7e", paths.ROUND)
+    [0, 1, 2]
+    """
+    finished = paths.finished_phases(run_dir, prefix)
+    required = manifests_required(run_dir)
+    unverified = []
+    for n in finished:
+        directory = paths.phase_dir(run_dir, prefix, n)
+        if not verify_phase(directory, _remedy(run_dir, prefix, n), required):
+            unverified.append(n)
+    start = len(prefix) + 1
+    for folder in sorted(glob.glob(os.path.join(run_dir, f"{prefix}_*"))):
+        suffix = os.path.basename(folder)[start:]
+        if not suffix.isdigit() or int(suffix) in finished:
+            continue
+        n = int(suffix)
+        # A manifest without its record is a phase killed between the two,
+        # unless the run is over or a phase after it exists.
+        stray = os.path.exists(_manifest(folder)) and (
+            n > len(finished) or paths.is_finished(run_dir)
+        )
+        if os.path.exists(paths.record(folder)) or stray:
+            missing = paths.record(paths.phase_dir(run_dir, prefix, len(finished)))
+            what = "has a manifest" if n == len(finished) else "is finished"
+            raise RunFolderError(
+                f"{folder} {what} but {missing} is missing: the run folder "
+                f"is damaged (a record deleted?). To recover: restore {missing}, "
+                f"or {_remedy(run_dir, prefix, len(finished))}."
+            )
+    if unverified:
+        print_msg(
+            f"[keras_lottery] warning: {prefix} {unverified} of {run_dir} were "
+            "written before manifests existed: their files are not verified."
+        )
+    return finished
+
+
+def _manifest(folder: str) -> str:
+    return os.path.join(folder, MANIFEST)
+
+
+def verify_cs_ticket(run_dir: str) -> None:
+    """Checks the CS ticket phase (``ticket/``) against its manifest."""
+    directory = paths.cs_ticket_dir(run_dir)
+    verify_phase(
+        directory,
+        f"delete {directory} and {paths.cs_ticket(run_dir)}, then re-run to "
+        "retrain the ticket",
+        manifests_required(run_dir),
+    )

@@ -61,11 +61,13 @@ from keras_lottery.callbacks import (
 )
 from keras_lottery.config import CSConfig, RunConfig
 from keras_lottery.conversion import harden, soften
+from keras_lottery.errors import DivergenceError
 from keras_lottery.methods import preflight, registry
 from keras_lottery.methods.checkpoints import (
     CSCheckpoints,
     phase_records,
     read_record,
+    verify_cs_ticket,
 )
 from keras_lottery.methods.figures import plot_search
 from keras_lottery.methods.records import CSResult, SearchRoundRecord
@@ -284,6 +286,7 @@ class _Search:
             + extra,
             test_data=self.test_data,
             keep_best=self.cs.evaluate_at == "best",
+            phase=None,  # the guard above also checks the mask logits
             **self.fit_kwargs,
         )
         if guard.bad is not None:
@@ -292,7 +295,7 @@ class _Search:
                 if self.store is not None and r > 0
                 else "no round was saved"
             )
-            raise RuntimeError(
+            raise DivergenceError(
                 f"Continuous Sparsification stopped in search round {r}: non-finite "
                 f"values in {guard.bad}. Lower the learning rate or the temperature; "
                 f"{where}."
@@ -323,7 +326,7 @@ class _Search:
         start = capture_state(hard)
         ticket = self._ticket(hard, start, records)
         keras.utils.set_random_seed(self.cs.seed + self.cs.rounds)
-        training = self._train_hard(hard, "ticket")
+        training = self._train_hard(hard, "ticket", "CS ticket")
         baselines = {}
         for i, name in enumerate(self.cs.baselines):
             seed, mask_seed = controls.in_run_seeds(
@@ -332,7 +335,7 @@ class _Search:
             control = controls.control_model(
                 name, ticket, lambda: keras.models.clone_model(hard), seed, mask_seed
             )
-            baselines[name] = self._train_hard(control, name)
+            baselines[name] = self._train_hard(control, name, f"CS control {name}")
         ticket.metadata["metrics"] = {"test": training.test, "final": training.final}
         result = CSResult(records, training, ticket, baselines)
         if self.store is not None:
@@ -341,9 +344,10 @@ class _Search:
             print_msg(ticket_line(result.to_dict()))
         return result
 
-    def _train_hard(self, model, phase: str) -> TrainingRecord:
+    def _train_hard(self, model, phase: str, label: str) -> TrainingRecord:
         """One whole round with a fresh optimizer (the recipe's schedule from 0);
-        ``phase`` (``ticket`` or a control) names the TensorBoard subfolder."""
+        ``phase`` (``ticket`` or a control) names the TensorBoard subfolder,
+        ``label`` the phase in a divergence error."""
         return train_from_step(
             model,
             0,
@@ -354,6 +358,7 @@ class _Search:
             callbacks=phase_callbacks(self.callbacks, phase, self.cs.verbose),
             test_data=self.test_data,
             keep_best=self.cs.evaluate_at == "best",
+            phase=label,
             **self.fit_kwargs,
         )
 
@@ -407,9 +412,10 @@ def summarize(run_dir: str) -> dict:
     ticket is trained) of a CS run folder (``result.json`` without the config)."""
     search = phase_records(run_dir, paths.SEARCH)
     ticket_dir = paths.cs_ticket_dir(run_dir)
-    ticket = (
-        read_record(ticket_dir) if os.path.exists(paths.record(ticket_dir)) else None
-    )
+    ticket = None
+    if os.path.exists(paths.record(ticket_dir)):
+        verify_cs_ticket(run_dir)
+        ticket = read_record(ticket_dir)
     return {"method": "cs", "search": search, "ticket": ticket}
 
 

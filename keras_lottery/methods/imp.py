@@ -324,7 +324,11 @@ class _Job:
         capture = RewindCheckpoint(self.imp.rewind)
         extra = [RewindCheckpoint(step) for step in self.imp.extra_rewinds]
         record = self._train(
-            self.model, 0, phase_name(0, "ticket"), extra_callbacks=[capture, *extra]
+            self.model,
+            0,
+            phase_name(0, "ticket"),
+            "IMP round 0 (dense)",
+            extra_callbacks=[capture, *extra],
         )
         self.extra_states = {c.step: c.state for c in extra}
         return self._round_record(0, record, {}), capture.state
@@ -341,14 +345,21 @@ class _Job:
         )
         pruned = Ticket.from_model(self.model, weights=rewind_state, model_config=None)
         restore_state(self.model, rewind_state)
-        record = self._train(self.model, self.k, phase_name(r, "ticket"))
+        record = self._train(
+            self.model, self.k, phase_name(r, "ticket"), f"IMP round {r} (ticket)"
+        )
         baselines = {}
         for i, name in enumerate(self.imp.baselines):
             seed, mask_seed = controls.in_run_seeds(self.imp.seed, r, i, mask_phase=r)
             control = controls.control_model(
                 name, pruned, self._fresh_model, seed, mask_seed
             )
-            baselines[name] = self._train(control, self.k, phase_name(r, name))
+            baselines[name] = self._train(
+                control,
+                self.k,
+                phase_name(r, name),
+                f"IMP round {r} (control {name})",
+            )
         return self._round_record(r, record, baselines)
 
     def _fresh_model(self):
@@ -392,9 +403,10 @@ class _Job:
 
     # ------------------------------------------------------------------ training
 
-    def _train(self, model, start, phase, extra_callbacks=()) -> TrainingRecord:
+    def _train(self, model, start, phase, label, extra_callbacks=()) -> TrainingRecord:
         """Trains steps start..T with a fresh optimizer and records the outcome;
-        ``phase`` (``round_003/ticket``) names the TensorBoard subfolder."""
+        ``phase`` (``round_003/ticket``) names the TensorBoard subfolder, ``label``
+        (``IMP round 3 (ticket)``) the phase in a divergence error."""
         return train_from_step(
             model,
             start,
@@ -406,6 +418,7 @@ class _Job:
             + list(extra_callbacks),
             test_data=self.test_data,
             keep_best=self.imp.evaluate_at == "best",
+            phase=label,
             **self.fit_kwargs,
         )
 

@@ -35,11 +35,19 @@ from dataclasses import dataclass
 import keras
 
 from keras_lottery import analysis, controls, paths, pruning
-from keras_lottery._io import atomic_write_json
+from keras_lottery._io import atomic_write_bytes, remove_leftover_temps
 from keras_lottery._messages import print_msg
 from keras_lottery.config import RunConfig, load_config
+from keras_lottery.manifest import (
+    finish_phase,
+    record_bytes,
+    verify_phase,
+    write_manifest,
+)
+from keras_lottery.methods.checkpoints import manifests_required, verified_phases
 from keras_lottery.recipes import Recipe
 from keras_lottery.runs import plots
+from keras_lottery.runs.locking import run_folder_lock
 from keras_lottery.ticket import Ticket
 from keras_lottery.training import train_from_step
 
@@ -86,6 +94,7 @@ def load_round(run_dir: str, round: int, overrides: Iterable[str] = ()) -> Saved
             f"Round {round} of {run_dir} is not finished (no {record_path}); "
             f"finished rounds: {finished or 'none'}."
         )
+    verified_phases(run_dir, paths.ROUND)  # this round and those before it
     with open(record_path) as handle:
         record = json.load(handle)
     ticket = Ticket.load(paths.round_ticket(run_dir, round))
@@ -100,6 +109,7 @@ def run_instability(
     round: int,
     overrides: Iterable[str] = (),
     verbose: int = 1,
+    wait: bool = False,
     **settings,
 ) -> dict:
     """Instability of round ``round``'s subnetwork at its rewind step (round 0:
@@ -109,8 +119,15 @@ def run_instability(
     (``"stability.points=11"``) replace the config's ``stability`` section.
     Writes ``instability/round_NNN/{instability.json, instability.png}`` and
     keeps each trained copy and finished pair under ``.../copies/``. Returns
-    the saved summary.
+    the saved summary. ``wait``: wait for another process working in the run
+    folder instead of raising :class:`~keras_lottery.errors.RunFolderError`.
     """
+    with run_folder_lock(run_dir, wait=wait):
+        remove_leftover_temps(run_dir)
+        return _run_instability(run_dir, round, overrides, verbose, settings)
+
+
+def _run_instability(run_dir, round, overrides, verbose, settings) -> dict:
     saved = load_round(run_dir, round, overrides)
     recipe = saved.recipe()
     if verbose:
@@ -134,7 +151,10 @@ def run_instability(
         "rewind": saved.ticket.metadata.get("rewind"),
         **result.to_dict(),
     }
-    atomic_write_json(paths.instability_json(run_dir, round), summary)
+    # The manifest first: instability.json marks the analysis finished.
+    data = record_bytes(summary)
+    write_manifest(paths.instability_dir(run_dir, round), [], {INSTABILITY_JSON: data})
+    atomic_write_bytes(paths.instability_json(run_dir, round), data)
     plots.plot_instability(
         summary,
         paths.instability_plot(run_dir, round),
@@ -148,16 +168,33 @@ def run_instability(
 
 
 def run_branch(
-    run_dir: str, round: int, kind: str, seed: int = 0, verbose: int = 1
+    run_dir: str,
+    round: int,
+    kind: str,
+    seed: int = 0,
+    verbose: int = 1,
+    wait: bool = False,
 ) -> dict:
     """Trains control ``kind`` from round ``round`` (>= 1) of ``run_dir`` from
     the round's rewind step with the run's recipe, as IMP trains its controls.
-    Skips (and returns the saved record) if already done."""
+    Skips (and returns the saved record) if already done. ``wait``: wait for
+    another process working in the run folder instead of raising
+    :class:`~keras_lottery.errors.RunFolderError`."""
     controls.get(kind)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0; got {seed!r}.")
-    path = paths.record(paths.branch_dir(run_dir, round, kind, seed))
+    if not os.path.exists(paths.config(run_dir)):
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml).")
+    with run_folder_lock(run_dir, wait=wait):
+        remove_leftover_temps(run_dir)
+        return _run_branch(run_dir, round, kind, seed, verbose)
+
+
+def _run_branch(run_dir, round, kind, seed, verbose) -> dict:
+    directory = paths.branch_dir(run_dir, round, kind, seed)
+    path = paths.record(directory)
     if os.path.exists(path):
+        verify_branch(run_dir, directory)
         if verbose:
             print_msg(f"[keras_lottery] {path} exists; nothing to do.")
         with open(path) as handle:
@@ -182,6 +219,7 @@ def run_branch(
         compile_config=model.get_compile_config(),
         test_data=recipe.test_data,
         keep_best=saved.config.pruning.evaluate_at == "best",
+        phase=f"branch {kind} (seed {seed}) of round {round}",
         **recipe.fit_kwargs(verbose=2 if verbose > 1 else 0),
     )
     report = pruning.sparsity_report(model)
@@ -197,7 +235,7 @@ def run_branch(
         },
         "training": dataclasses.asdict(record),
     }
-    atomic_write_json(path, result)
+    finish_phase(directory, [], result)
     if verbose:
         accuracy = (record.test or {}).get("accuracy")
         print_msg(
@@ -206,3 +244,17 @@ def run_branch(
             f"{record.wall_time:.1f}s"
         )
     return result
+
+
+INSTABILITY_JSON = "instability.json"
+
+
+def verify_branch(run_dir: str, directory: str) -> None:
+    """Checks a branch's folder (``branches/round_NNN/<kind>/seed_S``) or an
+    instability analysis's (``instability/round_NNN``) of ``run_dir`` against
+    its manifest."""
+    verify_phase(
+        directory,
+        f"delete {directory} and run that branch again",
+        manifests_required(run_dir),
+    )

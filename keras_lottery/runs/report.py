@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import os
+
 from keras_lottery import paths
 from keras_lottery._io import atomic_write_text, read_json
 from keras_lottery.methods import registry
@@ -57,8 +59,11 @@ def with_branches(directory: str, rounds: list[dict]) -> list[dict]:
 
 def load_instability(directory: str) -> dict[int, dict]:
     """``{round: instability.json}`` of every analyzed round of a run folder."""
+    from keras_lottery.runs.branches import verify_branch
+
     out = {}
     for path in paths.all_instability_jsons(directory):
+        verify_branch(directory, os.path.dirname(path))
         data = read_json(path, "an instability.json of a run folder", ("round",))
         out[int(data["round"])] = data
     return out
@@ -66,8 +71,11 @@ def load_instability(directory: str) -> dict[int, dict]:
 
 def load_branches(directory: str) -> dict[int, list[dict]]:
     """``{round: [branch record, ...]}`` of every finished branch of a run folder."""
+    from keras_lottery.runs.branches import verify_branch
+
     out: dict[int, list[dict]] = {}
     for path in paths.all_branch_records(directory):
+        verify_branch(directory, os.path.dirname(path))
         data = read_json(
             path, "a branch record.json of a run folder", ("round", "kind", "training")
         )

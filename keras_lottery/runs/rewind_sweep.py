@@ -62,7 +62,7 @@ def parse_rewinds(rewinds) -> list[Step]:
 def sweep_name(config: RunConfig, steps: Sequence[Step], round: int) -> str:
     """``sweep_`` + 12 hex digits of the config (without ``pruning.rewind``),
     the rewind points and the round."""
-    identity = config.non_default()
+    identity = config.hashed_fields()
     pruning = dict(identity.get("pruning", {}))
     pruning.pop("rewind", None)
     identity = {**identity, "pruning": pruning}

@@ -6,8 +6,11 @@ report, and ``result.json`` last: its presence means the run is finished.
 The method is looked up in :mod:`keras_lottery.methods.registry`; its driver is
 built from the config (so bad values fail before any folder is created).
 
-Re-running a finished config does nothing; an interrupted one resumes after the
-last finished phase and, with the same seed, ends with the same masks.
+Re-running a finished config does nothing (after checking its data and its
+phases' manifests); an interrupted one resumes after the last finished phase
+and, with the same seed, ends with the same masks. One process at a time works
+in a run folder (:mod:`keras_lottery.runs.locking`); a resume under another
+backend or with other data is refused (:mod:`keras_lottery.identity`).
 Runs that share phases can start from another run's folder
 (:mod:`keras_lottery.runs.sharing`).
 
@@ -23,12 +26,18 @@ import os
 import keras
 
 from keras_lottery import paths
-from keras_lottery._io import atomic_write_json, atomic_write_text
+from keras_lottery._io import (
+    atomic_write_json,
+    atomic_write_text,
+    remove_leftover_temps,
+)
 from keras_lottery._messages import print_msg
 from keras_lottery.config import RunConfig, load_config
+from keras_lottery.identity import check_identity, read_identity, write_identity
 from keras_lottery.methods import registry
 from keras_lottery.recipes import Recipe
 from keras_lottery.runs import report
+from keras_lottery.runs.locking import run_folder_lock
 
 
 def run_dir_for(config: RunConfig, out: str) -> str:
@@ -41,6 +50,7 @@ def run(
     out: str = "runs",
     verbose: int = 1,
     prepared=None,
+    wait: bool = False,
     **driver_options,
 ) -> str:
     """Runs (or resumes, or skips if finished) ``config``; returns the run folder.
@@ -50,6 +60,8 @@ def run(
     ``driver_options`` go to the method's driver (IMP: ``extra_rewinds``,
     further rewind points whose dense-round state is saved for
     :func:`keras_lottery.runs.sharing.seed_dense_round`; no effect on results).
+    ``wait``: if another process holds the run folder, wait for it instead of
+    raising :class:`~keras_lottery.errors.RunFolderError`.
     """
     method = registry.get(config.method)
     unknown = sorted(set(driver_options) - set(method.driver_options))
@@ -60,30 +72,62 @@ def run(
         )
     directory = run_dir_for(config, out)
     if paths.is_finished(directory):
-        if verbose:
-            print_msg(
-                f"[keras_lottery] {directory} is already finished; nothing to do."
-            )
-        return directory
+        return _already_finished(directory, config, verbose)
     recipe, model = prepared if prepared is not None else prepare(config)
     driver = method.driver.from_config(
         config, model, checkpoint_dir=directory, verbose=verbose, **driver_options
     )
     if method.preflight is not None:  # every check before the folder exists
         method.preflight(config, recipe, driver, model)
-    os.makedirs(directory, exist_ok=True)
-    atomic_write_text(paths.config(directory), config.to_yaml())
-    driver.run(
-        model,
-        test_data=recipe.test_data,
-        **recipe.fit_kwargs(verbose=2 if verbose else 0),
-    )
-    report.write_report(directory)
-    atomic_write_json(
-        paths.result(directory),
-        {"config": config.to_dict(), **method.summarize(directory)},
-    )
+    with run_folder_lock(directory, wait=wait):
+        if paths.is_finished(directory):  # finished while this process waited
+            return _already_finished(directory, config, verbose)
+        _claim(directory, config, verbose)
+        atomic_write_text(paths.config(directory), config.to_yaml())
+        driver.run(
+            model,
+            test_data=recipe.test_data,
+            **recipe.fit_kwargs(verbose=2 if verbose else 0),
+        )
+        report.write_report(directory)
+        atomic_write_json(
+            paths.result(directory),
+            {"config": config.to_dict(), **method.summarize(directory)},
+        )
     return directory
+
+
+def _already_finished(directory: str, config: RunConfig, verbose: int) -> str:
+    """A finished run: its data must be the same and its phases intact (the
+    backend may differ: nothing is computed)."""
+    check_identity(directory, config, backend=False)
+    registry.get(config.method).summarize(directory)  # verifies the manifests
+    if verbose:
+        print_msg(f"[keras_lottery] {directory} is already finished; nothing to do.")
+    return directory
+
+
+def _claim(directory: str, config: RunConfig, verbose: int) -> None:
+    """Before (re)starting a run in ``directory`` (lock held): removes the
+    ``.tmp-*`` files of an interrupted write, then checks the folder's
+    ``identity.json`` against this process, or writes it. A folder that holds
+    phases but no identity was started before identities and manifests: its
+    old phases are accepted unverified."""
+    removed = remove_leftover_temps(directory)
+    if removed and verbose:
+        print_msg(
+            f"[keras_lottery] removed {len(removed)} temporary file(s) of an "
+            f"interrupted write in {directory}"
+        )
+    if read_identity(directory) is not None:
+        for change in check_identity(directory, config):
+            print_msg(f"[keras_lottery] warning: resuming with {change}")
+        return
+    legacy = any(
+        paths.finished_phases(directory, prefix)
+        for prefix in (paths.ROUND, paths.SEARCH)
+    )
+    write_identity(directory, config, manifests=not legacy)
 
 
 def prepare(config: RunConfig):

@@ -21,8 +21,12 @@ from __future__ import annotations
 import os
 
 from keras_lottery import paths
-from keras_lottery._io import atomic_copy, atomic_write_text
+from keras_lottery._io import atomic_copy, atomic_write_bytes, atomic_write_text
 from keras_lottery.config import RunConfig
+from keras_lottery.identity import write_identity
+from keras_lottery.manifest import RECORD, write_manifest
+from keras_lottery.methods.checkpoints import verified_phases
+from keras_lottery.runs.locking import run_folder_lock
 from keras_lottery.runs.runner import load_config_of, run_dir_for
 from keras_lottery.steps import Step
 
@@ -60,17 +64,36 @@ def seed_dense_round(donor_dir: str, config: RunConfig, out: str = "runs") -> bo
         and os.path.isdir(paths.extra_rewind_dir(donor_dir, step))
     ):
         return False
-    os.makedirs(paths.round_dir(target, 0), exist_ok=True)
-    atomic_write_text(paths.config(target), config.to_yaml())
-    for src, dst in (
-        (paths.extra_rewind_state(donor_dir, step), paths.rewind_state(target)),
-        (paths.extra_rewind_ticket(donor_dir, step), paths.round_ticket(target, 0)),
-        (paths.round_trained(donor_dir, 0), paths.round_trained(target, 0)),
-        # record.json last: it marks round 0 as finished.
-        (paths.round_record(donor_dir, 0), paths.round_record(target, 0)),
-    ):
-        atomic_copy(src, dst)
-    return True
+    verified_phases(donor_dir, paths.ROUND)
+    with run_folder_lock(target):
+        if has_dense_round(target):  # seeded by another process meanwhile
+            return False
+        os.makedirs(paths.round_dir(target, 0), exist_ok=True)
+        atomic_write_text(paths.config(target), config.to_yaml())
+        write_identity(target, config)
+        copies = (
+            (paths.extra_rewind_state(donor_dir, step), paths.rewind_state(target)),
+            (paths.extra_rewind_ticket(donor_dir, step), paths.round_ticket(target, 0)),
+            (paths.round_trained(donor_dir, 0), paths.round_trained(target, 0)),
+        )
+        for src, dst in copies:
+            atomic_copy(src, dst)
+        _finish_copied_phase(
+            paths.round_dir(donor_dir, 0),
+            paths.round_dir(target, 0),
+            [dst for _, dst in copies],
+        )
+        return True
+
+
+def _finish_copied_phase(donor_phase: str, target_phase: str, files) -> None:
+    """The manifest of the copied ``files``, then the donor's ``record.json``
+    (last: it marks the phase finished)."""
+    with open(paths.record(donor_phase), "rb") as handle:
+        record = handle.read()
+    files = [os.path.relpath(f, target_phase) for f in files]
+    write_manifest(target_phase, files, {RECORD: record})
+    atomic_write_bytes(paths.record(target_phase), record)
 
 
 #: CS fields that only change how the finished search becomes a ticket.
@@ -111,19 +134,27 @@ def seed_cs_search(donor_dir: str, config: RunConfig, out: str = "runs") -> bool
             f"{donor_dir} has finished search rounds {rounds}, not all "
             f"{config.cs.rounds}: finish it first (keras-lottery run resumes it)."
         )
-    os.makedirs(target, exist_ok=True)
-    atomic_write_text(paths.config(target), config.to_yaml())
-    atomic_copy(paths.rewind_state(donor_dir), paths.rewind_state(target))
-    for r in rounds:
-        os.makedirs(paths.search_dir(target, r), exist_ok=True)
-        # record.json last: it marks the round as finished.
-        for name in (paths.search_state, paths.search_optimizer):
-            atomic_copy(name(donor_dir, r), name(target, r))
-        atomic_copy(
-            paths.record(paths.search_dir(donor_dir, r)),
-            paths.record(paths.search_dir(target, r)),
-        )
-    return True
+    verified_phases(donor_dir, paths.SEARCH)
+    with run_folder_lock(target):
+        if paths.finished_phases(target, paths.SEARCH):  # seeded meanwhile
+            return False
+        os.makedirs(target, exist_ok=True)
+        atomic_write_text(paths.config(target), config.to_yaml())
+        write_identity(target, config)
+        atomic_copy(paths.rewind_state(donor_dir), paths.rewind_state(target))
+        for r in rounds:
+            os.makedirs(paths.search_dir(target, r), exist_ok=True)
+            files = [
+                name(target, r) for name in (paths.search_state, paths.search_optimizer)
+            ]
+            for name in (paths.search_state, paths.search_optimizer):
+                atomic_copy(name(donor_dir, r), name(target, r))
+            if r == 0:
+                files.append(paths.rewind_state(target))
+            _finish_copied_phase(
+                paths.search_dir(donor_dir, r), paths.search_dir(target, r), files
+            )
+        return True
 
 
 def _config_without(config: RunConfig, *fields: str) -> dict:

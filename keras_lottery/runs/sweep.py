@@ -99,7 +99,7 @@ def _yaml_value(value) -> str:
 def sweep_dir_for(config_path, grid, overrides, out) -> str:
     base = load_config(config_path, list(overrides))
     canonical = json.dumps(
-        {"base": base.non_default(), "grid": grid}, sort_keys=True, default=str
+        {"base": base.hashed_fields(), "grid": grid}, sort_keys=True, default=str
     )
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
     return paths.run_dir(out, f"sweep_{digest}")

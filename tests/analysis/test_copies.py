@@ -84,6 +84,21 @@ def test_copies_and_pairs_round_trip_under_their_file_names(tmp_path):
     assert cache.pair(5, 6, {**CURVE_SETTINGS, "points": 11}) is None
 
 
+def test_a_damaged_copy_is_refused_naming_the_file(tmp_path):
+    from keras_lottery.errors import CorruptFileError
+
+    template = mlp()
+    cache = CopyCache(tmp_path, template, _recipe(), 0)
+    cache.save_copy(1, capture_state(template), _summary(1))
+    other = [np.zeros_like(a) for a in capture_state(template)]
+    CopyCache(tmp_path / "other", template, _recipe(), 0).save_copy(1, other, {})
+    (tmp_path / "copy_seed1.npz").write_bytes(
+        (tmp_path / "other" / "copy_seed1.npz").read_bytes()
+    )
+    with pytest.raises(CorruptFileError, match="copy_seed1.npz is not a valid"):
+        cache.copy(1)
+
+
 def test_a_cache_folder_written_by_hand_loads(tmp_path):
     # The layout earlier versions wrote: arr_0, arr_1, ... in copy_seed{S}.npz,
     # {"key", "summary"} in copy_seed{S}.json, {"key", "settings", "result"} in

@@ -158,10 +158,29 @@ def test_method_config_is_the_methods_section():
 # --------------------------------------------------------------------------- hash
 
 
-def test_hash_of_the_documented_short_run_is_unchanged():
-    # The value the pre-restructure code gave: existing run folders keep their name.
+def test_hash_of_the_documented_short_run():
+    # data.path is hashed by the file's sha256 (docs/reliability.md): the folder
+    # was imp_aac206db17c7 while the path itself was hashed, and still is where
+    # the file does not exist (loading it fails later).
     config = load_config(os.path.join(CONFIGS, "lenet_mnist.yaml"), SHORT_IMP)
-    assert config.hashname() == "imp_aac206db17c7"
+    if os.path.exists(SHORT_IMP[0].split("=", 1)[1]):
+        assert config.hashname() == "imp_4df4494f476e"
+    else:
+        assert config.hashname() == "imp_aac206db17c7"
+
+
+def test_hash_of_a_data_file_follows_its_content_not_its_path(tmp_path):
+    first, moved = tmp_path / "a.npz", tmp_path / "b.npz"
+    first.write_bytes(b"one")
+    moved.write_bytes(b"one")
+    a = load_config(None, [f"data.path={first}"])
+    assert a.hashname() == load_config(None, [f"data.path={moved}"]).hashname()
+    digest = hashlib.sha256(b"one").hexdigest()
+    canonical = json.dumps({"data": {"path": {"sha256": digest}}}, sort_keys=True)
+    assert a.hashname() == "imp_" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    before = a.hashname()
+    first.write_bytes(b"three")  # fixed in place: a new run folder
+    assert a.hashname() != before
 
 
 def test_hash_is_the_digest_of_the_non_default_fields():
@@ -201,7 +220,8 @@ def test_hash_names_the_non_default_fields_only():
 )
 def test_analysis_and_other_method_sections_do_not_change_an_imp_hash(extra):
     config = load_config(os.path.join(CONFIGS, "lenet_mnist.yaml"), SHORT_IMP + extra)
-    assert config.hashname() == "imp_aac206db17c7"
+    base = load_config(os.path.join(CONFIGS, "lenet_mnist.yaml"), SHORT_IMP)
+    assert config.hashname() == base.hashname()
     assert not {"stability", "cs"} & set(config.non_default())
 
 

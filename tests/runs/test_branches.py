@@ -204,3 +204,37 @@ def _ticket_kernels(ticket):
         index = next(i for i, p in enumerate(paths) if p == f"{info['name']}/kernel")
         out[info["name"]] = ticket.weights[index]
     return out
+
+
+def test_a_diverging_branch_stops_and_saves_nothing(imp_run):
+    from keras_lottery.errors import DivergenceError
+
+    config = (imp_run / "config.yaml").read_text()
+    (imp_run / "config.yaml").write_text(
+        config.replace("optimizer: adam", "optimizer: sgd").replace(
+            "learning_rate: 0.01", "learning_rate: 1.0e+30"
+        )
+    )
+    with pytest.raises(
+        DivergenceError,
+        match=r"in branch shuffle_masks \(seed 0\) of round 1 at epoch 1",
+    ):
+        branches.run_branch(str(imp_run), 1, "shuffle_masks", verbose=0)
+    assert not (imp_run / "branches" / "round_001" / "shuffle_masks").exists()
+
+
+def test_a_branch_record_is_verified_and_a_damaged_round_refused(imp_run, capsys):
+    from keras_lottery.errors import CorruptFileError
+
+    record = branches.run_branch(str(imp_run), 1, "shuffle_masks", verbose=0)
+    folder = imp_run / "branches" / "round_001" / "shuffle_masks" / "seed_0"
+    assert branches.run_branch(str(imp_run), 1, "shuffle_masks") == record
+    (folder / "record.json").write_text("{}")
+    with pytest.raises(CorruptFileError, match="seed_0/record.json is not a valid"):
+        branches.run_branch(str(imp_run), 1, "shuffle_masks", verbose=0)
+    assert cli.main(["report", str(imp_run)]) == 2
+    assert "run that branch again" in capsys.readouterr().err
+    trained = imp_run / "round_000" / "trained.npz"
+    trained.write_bytes((imp_run / "round_001" / "trained.npz").read_bytes())
+    with pytest.raises(CorruptFileError, match="round_000/trained.npz"):
+        branches.load_round(str(imp_run), 1)

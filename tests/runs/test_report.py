@@ -8,6 +8,7 @@ import pytest
 
 from keras_lottery import cli
 from keras_lottery.config import RunConfig
+from keras_lottery.manifest import finish_phase
 from keras_lottery.runs import branches, report
 from keras_lottery.ticket import Ticket
 
@@ -25,6 +26,11 @@ RUN_FOLDER_FILES = {
     "round_001/record.json",
     "round_001/ticket.npz",
     "round_001/trained.npz",
+    # Added with manifests (docs/reliability.md); the names above are unchanged.
+    ".lock",
+    "identity.json",
+    "round_000/manifest.json",
+    "round_001/manifest.json",
 }
 
 
@@ -91,7 +97,7 @@ def test_branch_results_join_their_rounds(imp_run):
         path.mkdir(parents=True)
         record = {"kind": kind, "seed": seed, "round": 1, "training": {}}
         record["training"]["test"] = {"accuracy": accuracy}
-        (path / "record.json").write_text(json.dumps(record))
+        finish_phase(path, [], record)  # record.json and its manifest
     assert report.summary(str(imp_run))["rounds"] == rounds  # without branches
     joined = report.summary(str(imp_run), branches=True)["rounds"]
     assert joined[0] == rounds[0]
