@@ -78,22 +78,25 @@ def export(
     sparse: bool = False,
     quantize: str | None = None,
     source: dict | None = None,
+    metadata: dict | None = None,
 ) -> ExportResult:
     """Exports a masked model or a :class:`~keras_lottery.ticket.Ticket` (its
     recorded model rebuilt with the ticket's weights) to ``path`` in ``format``.
 
     ``sparse`` and ``quantize`` (``"dynamic"`` or ``"float16"``) apply to
     ``litert`` only. ``source`` is recorded in the result (where the weights
-    came from). Returns an :class:`ExportResult`.
+    came from); ``metadata`` (default: a ticket's own) is stored in sparse-npz
+    files. Returns an :class:`ExportResult`.
     """
     _check_options(format, sparse, quantize)
     path = check_output(path, overwrite)
     if isinstance(ticket_or_model, Ticket):
         model = ticket_or_model.build_model()
-        metadata = dict(ticket_or_model.metadata)
+        if metadata is None:
+            metadata = ticket_or_model.metadata
     else:
         model = ticket_or_model
-        metadata = {}
+    metadata = dict(metadata or {})
     _write(model, path, format, overwrite, sparse, quantize, metadata)
     options = {"sparse": sparse, "quantize": quantize} if format == "litert" else {}
     return ExportResult(
@@ -140,7 +143,6 @@ def _write(model, path, format, overwrite, sparse, quantize, metadata) -> None:
     else:
         from keras_lottery.export.sparse_npz import save_sparse
 
-        metadata.pop("model_config", None)  # recorded afresh from the model
         save_sparse(model, path, overwrite=overwrite, **metadata)
 
 

@@ -51,7 +51,10 @@ def sparse_arrays(model, **metadata) -> dict[str, np.ndarray]:
     """Every array of the sparse-npz file of ``model`` (``__metadata__`` included),
     with the masks baked in: pruned positions are dropped whatever the stored
     kernel holds there."""
-    ticket = Ticket.from_model(model, **metadata)
+    ticket = Ticket.from_model(model)
+    ticket.metadata.update(
+        {k: v for k, v in metadata.items() if k != "model_config"}
+    )  # the config recorded from the model itself wins
     masked = pruning.masked_layers(model)
     kernel_of = {layer.name: layer.raw_kernel.path for layer in masked}
     kernels = {layer.raw_kernel.path: layer.get_mask() for layer in masked}

@@ -60,7 +60,7 @@ def export_run(
     check_output(out, overwrite)
     check_output(report, overwrite)
     ticket_file, trained_file, where = locate_ticket(source, round)
-    model, described = _load(ticket_file, trained_file, weights)
+    ticket, model, described = _load(ticket_file, trained_file, weights)
     result = export(
         model,
         out,
@@ -69,6 +69,7 @@ def export_run(
         sparse=sparse,
         quantize=quantize,
         source={**where, **described},
+        metadata={**ticket.metadata, "weights": weights},
     )
     atomic_write_json(report, result.to_dict())
     return result
@@ -140,7 +141,7 @@ def _load(ticket_file, trained_file, weights):
     ticket = Ticket.load(ticket_file)
     model = ticket.build_model()
     if weights == "rewind":
-        return model, {"weights": "rewind"}
+        return ticket, model, {"weights": "rewind"}
     if trained_file is None:
         raise RunFolderError(
             f"{ticket_file} has no trained weights beside it (trained.npz); pass "
@@ -148,4 +149,4 @@ def _load(ticket_file, trained_file, weights):
             "its run folder."
         )
     restore_state(model, load_arrays(trained_file))
-    return model, {"weights": "trained", "trained": trained_file}
+    return ticket, model, {"weights": "trained", "trained": trained_file}
