@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-lane-1 test-lane-2 test-tf test-jax test-slow lint format bench bench-tfmot clean
+.PHONY: install demo test test-lane-1 test-lane-2 test-tf test-jax test-slow lint format bench bench-export bench-tfmot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/imp_bookkeeping.py --json $(BENCH_OUT)/imp_bookkeeping.json
 	$(BIN)/python benchmarks/global_pruning.py --json $(BENCH_OUT)/global_pruning.json
 	$(BIN)/python benchmarks/ticket_size.py --json $(BENCH_OUT)/ticket_size.json
+	$(MAKE) --no-print-directory bench-export
+
+# Export formats: bytes and CPU latency per format (docs/export.md); ~6 minutes.
+bench-export: $(STAMP)
+	TF_NUM_INTRAOP_THREADS=1 $(BIN)/python benchmarks/export_formats.py --repeats 5 \
+		--structured --json $(BENCH_OUT)/export_formats.json
 
 # tensorflow-model-optimization needs tf_keras (Keras 2): a second environment with
 # the pinned, tested set in benchmarks/requirements-tfmot.txt (PyPI only).
