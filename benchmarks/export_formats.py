@@ -15,7 +15,8 @@ format of ``keras_lottery.export`` is written and measured:
   once); reported are the median ms per inference and the paired median ratio
   to the dense (0%) model of the same format and batch, all in one process.
 
-``--structured`` adds LeNet-300-100 with structured masks: 1x4 blocks along
+``--noise-floor`` times a second export of the dense model as a variant: its
+ratio to the dense model is the noise of the measurement. ``--structured`` adds LeNet-300-100 with structured masks: 1x4 blocks along
 each kernel's input axis (the pattern TFLite's sparse fully-connected kernel
 runs without densifying) at 90%, and 2:4 (two of every four consecutive input
 weights) at 50%, timed against the same dense baseline.
@@ -218,6 +219,13 @@ def _pruner(sparsity: float):
     return apply
 
 
+def _dense():
+    def apply(model, initial):
+        assign_all(model, initial)
+
+    return apply
+
+
 def _structured(pattern: str):
     def apply(model, initial):  # from the dense initial weights
         assign_all(model, initial)
@@ -263,6 +271,11 @@ def main(argv=None) -> int:
     parser.add_argument("--target-ms", type=float, default=40.0)
     parser.add_argument("--mobilenet-input", type=int, default=128)
     parser.add_argument("--structured", action="store_true")
+    parser.add_argument(
+        "--noise-floor",
+        action="store_true",
+        help="also time a second copy of the dense model (its ratio is noise)",
+    )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -278,6 +291,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     for name in args.models.split(","):
         variants = [(f"{s:.0%}", _pruner(s)) for s in sparsities]
+        if args.noise_floor:  # the dense model again: ratios of pure noise
+            variants.insert(1, ("0% again", _dense()))
         if args.structured and name == "lenet_300_100":
             variants += [("block1x4 90%", _structured("block1x4"))]
             variants += [("2:4 50%", _structured("2:4"))]
