@@ -16,10 +16,11 @@ format of ``keras_lottery.export`` is written and measured:
   to the dense (0%) model of the same format and batch, all in one process.
 
 ``--noise-floor`` times a second export of the dense model as a variant: its
-ratio to the dense model is the noise of the measurement. ``--structured`` adds LeNet-300-100 with structured masks: 1x4 blocks along
-each kernel's input axis (the pattern TFLite's sparse fully-connected kernel
-runs without densifying) at 90%, and 2:4 (two of every four consecutive input
-weights) at 50%, timed against the same dense baseline.
+ratio to the dense model is the noise of the measurement. ``--structured`` adds
+LeNet-300-100 with structured masks: 1x4 blocks along each kernel's input axis
+(the pattern TFLite's sparse fully-connected kernel runs without densifying) at
+90%, and 2:4 (two of every four consecutive input weights) at 50%, timed
+against the same dense baseline.
 
     TF_NUM_INTRAOP_THREADS=1 python benchmarks/export_formats.py --repeats 5 \\
         --structured --json benchmarks/results/export_formats.json
