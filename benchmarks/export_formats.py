@@ -1,7 +1,8 @@
 """Export formats of pruned tickets: file bytes and CPU inference latency.
 
 For LeNet-300-100, ResNet-20 and MobileNetV2 (freshly initialized, seed 0),
-globally magnitude-pruned to each sparsity in turn (nested, 0% = dense), every
+magnitude-pruned (``--scope global``, or ``layerwise``) to each sparsity in turn
+(nested, 0% = dense), every
 format of ``keras_lottery.export`` is written and measured:
 
 - bytes: ``saved_model`` (folder), ``keras``, ``litert`` (float32),
@@ -212,10 +213,10 @@ def _sparsity(model) -> float:
     return pruning.sparsity_report(model).sparsity
 
 
-def _pruner(sparsity: float):
+def _pruner(sparsity: float, scope: str):
     def apply(model, initial):  # nested: prunes further what is already pruned
         if sparsity > 0:
-            pruning.prune_to_density(model, 1.0 - sparsity, scope="global")
+            pruning.prune_to_density(model, 1.0 - sparsity, scope=scope)
 
     return apply
 
@@ -271,6 +272,12 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--target-ms", type=float, default=40.0)
     parser.add_argument("--mobilenet-input", type=int, default=128)
+    parser.add_argument(
+        "--scope",
+        choices=["global", "layerwise"],
+        default="global",
+        help="magnitude pruning over all layers together, or each layer alike",
+    )
     parser.add_argument("--structured", action="store_true")
     parser.add_argument(
         "--noise-floor",
@@ -291,7 +298,7 @@ def main(argv=None) -> int:
     results = []
     start = time.perf_counter()
     for name in args.models.split(","):
-        variants = [(f"{s:.0%}", _pruner(s)) for s in sparsities]
+        variants = [(f"{s:.0%}", _pruner(s, args.scope)) for s in sparsities]
         if args.noise_floor:  # the dense model again: ratios of pure noise
             variants.insert(1, ("0% again", _dense()))
         if args.structured and name == "lenet_300_100":
