@@ -286,8 +286,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already running (e.g. under pytest)
+        pass
     info = _harness.machine_info(
         tensorflow=tf.__version__,
         keras=keras.__version__,
