@@ -89,3 +89,14 @@ def test_uses_ai_edge_litert_where_installed_else_tf_lite(monkeypatch):
     assert litert.interpreter_class().__module__.startswith("ai_edge_litert")
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
     assert litert.interpreter_class() is tf.lite.Interpreter
+
+
+def test_no_interpreter_at_all_names_the_litert_extra(monkeypatch):
+    import sys
+
+    from keras_lottery.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # a TF without tf.lite
+    with pytest.raises(MissingExtraError, match=r"keras-lottery\[litert\]"):
+        litert.interpreter_class()
