@@ -82,7 +82,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ticket_size.py --json $(BENCH_OUT)/ticket_size.json
 	$(MAKE) --no-print-directory bench-export
 
-# Export formats: bytes and CPU latency per format (docs/export.md); ~6 minutes.
+# Export formats: bytes and CPU latency per format (docs/export.md); 14 minutes on
+# this 2-core machine under load 4-5 (MobileNetV2 is most of it).
 bench-export: $(STAMP)
 	TF_NUM_INTRAOP_THREADS=1 $(BIN)/python benchmarks/export_formats.py --repeats 5 \
 		--structured --json $(BENCH_OUT)/export_formats.json
