@@ -72,7 +72,8 @@ format: $(STAMP)
 
 # Performance benchmarks (docs/benchmarks.md): ratios against baselines measured in
 # the same process; one JSON per benchmark under $(BENCH_OUT). 13 minutes (27 with
-# bench-export) on 2 shared CPU cores (load 4-6). bench-tfmot is separate: it needs its own environment.
+# bench-export) on 2 shared CPU cores (load 4-6). bench-tfmot is separate: it needs
+# its own environment.
 BENCH_OUT ?= benchmarks/results
 bench: $(STAMP)
 	$(BIN)/python benchmarks/masked_overhead.py --repeats 15 --resnet-repeats 5 --ops \
