@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-lane-1 test-lane-2 test-tf test-jax test-slow drills lint format bench bench-tfmot clean
+.PHONY: install demo test test-lane-1 test-lane-2 test-tf test-jax test-slow drills lint format bench bench-export bench-tfmot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,8 +79,9 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 # Performance benchmarks (docs/benchmarks.md): ratios against baselines measured in
-# the same process; one JSON per benchmark under $(BENCH_OUT). 13 minutes on
-# 2 shared CPU cores (load 4-6). bench-tfmot is separate: it needs its own environment.
+# the same process; one JSON per benchmark under $(BENCH_OUT). 13 minutes (27 with
+# bench-export) on 2 shared CPU cores (load 4-6). bench-tfmot is separate: it needs
+# its own environment.
 BENCH_OUT ?= benchmarks/results
 bench: $(STAMP)
 	$(BIN)/python benchmarks/masked_overhead.py --repeats 15 --resnet-repeats 5 --ops \
@@ -88,6 +89,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/imp_bookkeeping.py --json $(BENCH_OUT)/imp_bookkeeping.json
 	$(BIN)/python benchmarks/global_pruning.py --json $(BENCH_OUT)/global_pruning.json
 	$(BIN)/python benchmarks/ticket_size.py --json $(BENCH_OUT)/ticket_size.json
+	$(MAKE) --no-print-directory bench-export
+
+# Export formats: bytes and CPU latency per format (docs/export.md); 14 minutes on
+# this 2-core machine under load 4-5 (MobileNetV2 is most of it).
+bench-export: $(STAMP)
+	TF_NUM_INTRAOP_THREADS=1 $(BIN)/python benchmarks/export_formats.py --repeats 5 \
+		--structured --json $(BENCH_OUT)/export_formats.json
 
 # tensorflow-model-optimization needs tf_keras (Keras 2): a second environment with
 # the pinned, tested set in benchmarks/requirements-tfmot.txt (PyPI only).

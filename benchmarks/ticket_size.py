@@ -14,8 +14,10 @@ ships; ``export.size_report``):
 
 - ``sparse_raw``: bitmask + surviving kernel values + the other variables,
   uncompressed (``export.sparse_arrays``, ``SizeReport.sparse_bytes``);
-- ``sparse_npz``: the same arrays in a ``numpy.savez_compressed`` file
-  (``SizeReport.compressed_bytes``);
+- ``sparse_npz``: the sparse-npz file ``export.save_sparse`` writes: the same
+  arrays deflate-compressed plus JSON metadata with the model config
+  (``SizeReport.sparse_file_bytes``; before the export package it was the
+  arrays alone, without metadata, ``compressed_bytes``);
 - ``ticket_file``: a ``.ticket.npz`` written by ``Ticket.save`` for the pruned
   model's current weights (packed masks + every non-mask variable stored
   densely, zeros included, zlib-compressed, + JSON metadata with the model
@@ -121,7 +123,7 @@ def sizes_at(model, sparsity, scratch, saved_model, rewind_state) -> dict:
         "measured_sparsity": round(pruning.sparsity_report(model).sparsity, 5),
         "dense_bytes": dense,
         "sparse_raw_bytes": report.sparse_bytes,
-        "sparse_npz_bytes": report.compressed_bytes,
+        "sparse_npz_bytes": report.sparse_file_bytes,
         "ticket_file_bytes": os.path.getsize(ticket_path),
         "imp_ticket_file_bytes": os.path.getsize(imp_ticket_path),
     }

@@ -1,5 +1,5 @@
 """Command line: ``keras-lottery {run, sweep, report, compare, demo, instability,
-branch, rewind-sweep}``.
+branch, rewind-sweep, export}``.
 
 keras-lottery run configs/lenet_mnist.yaml --set pruning.rounds=3 --out runs
 keras-lottery run configs/cs_resnet20_cifar10.yaml --set data.path=cifar10.npz
@@ -12,6 +12,8 @@ keras-lottery instability runs/imp_3f2a9c1d0b7e --round 3 --pairs 2
 keras-lottery branch runs/imp_3f2a9c1d0b7e --round 3 --kind shuffle_masks
 keras-lottery rewind-sweep configs/lenet_mnist.yaml --rewinds 0,100it,500it \
     --round 3 --set pruning.rounds=3 --out runs
+keras-lottery export runs/imp_3f2a9c1d0b7e --round 3 --format litert --sparse \
+    --out ticket.tflite
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_run, _add_sweep, _add_reports, _add_branches, _add_rewind_sweep):
         add(sub)
+    _add_export(sub)
     return parser
 
 
@@ -375,6 +378,58 @@ def _rewind_sweep(args) -> int:
     return 0
 
 
+def _add_export(sub) -> None:
+    ex_p = sub.add_parser(
+        "export",
+        help="ship a ticket: SavedModel, .keras, LiteRT, ONNX or sparse npz, "
+        "with a size report",
+    )
+    ex_p.add_argument("source", help="run folder or ticket file (.npz)")
+    ex_p.add_argument(
+        "--round", type=int, help="IMP round (default: the last finished one)"
+    )
+    ex_p.add_argument(
+        "--format",
+        required=True,
+        choices=["saved_model", "keras", "litert", "onnx", "sparse-npz"],
+    )
+    ex_p.add_argument("--out", required=True, help="output file or folder")
+    ex_p.add_argument(
+        "--weights",
+        choices=["trained", "rewind"],
+        default="trained",
+        help="the ticket after training (default) or at its rewind point",
+    )
+    ex_p.add_argument("--overwrite", action="store_true", help="replace --out")
+    ex_p.add_argument(
+        "--sparse", action="store_true", help="litert: store kernels sparsely"
+    )
+    ex_p.add_argument(
+        "--quantize",
+        choices=["dynamic", "float16"],
+        help="litert: post-training quantization",
+    )
+    ex_p.add_argument("--report", help="size report JSON (default: <out>.size.json)")
+
+
+def _export(args) -> int:
+    from keras_lottery.runs.export import export_run, report_path
+
+    result = export_run(
+        args.source,
+        args.out,
+        args.format,
+        round=args.round,
+        weights=args.weights,
+        overwrite=args.overwrite,
+        sparse=args.sparse,
+        quantize=args.quantize,
+        report=args.report,
+    )
+    print(f"{result}\nsize report: {args.report or report_path(args.out)}")
+    return 0
+
+
 COMMANDS = {
     "run": _run,
     "demo": _run,
@@ -384,6 +439,7 @@ COMMANDS = {
     "instability": _instability,
     "branch": _branch,
     "rewind-sweep": _rewind_sweep,
+    "export": _export,
 }
 
 

@@ -56,3 +56,7 @@ class RunFolderError(LotteryError, OSError):
 
 class MissingExtraError(LotteryError, ImportError):
     """An optional dependency is not installed; the message names the extra."""
+
+
+class OutputExistsError(LotteryError, FileExistsError):
+    """An output path exists and the caller did not ask to overwrite it."""

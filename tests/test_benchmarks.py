@@ -139,3 +139,18 @@ def test_gradual_overhead_times_pruning_in_fit_and_records_kept_counts(
         "2": [43, 1382, 2400],
         "4": [29, 922, 1600],
     }
+
+
+@pytest.mark.slow
+def test_export_formats_measures_every_format(bench, tmp_path):
+    export_formats = bench("export_formats")
+    out = tmp_path / "export.json"
+    args = ["--models", "lenet_300_100", "--sparsities", "0,0.9", "--repeats", "1"]
+    export_formats.main([*args, "--target-ms", "1", "--json", str(out)])
+    (lenet,) = json.loads(out.read_text())["results"]
+    dense, sparse = lenet["rows"]
+    assert sparse["litert_sparse_bytes"] <= 0.2 * dense["litert_sparse_bytes"]
+    assert sparse["litert_sparse_ops"]["DENSIFY"] == 3  # unstructured: expanded
+    for fmt in export_formats.TIMED:
+        assert sparse[f"{fmt}_max_abs_diff"] < 1e-4
+        assert lenet["latency"][f"{fmt}|0%|32"]["ratio_to_dense"] == 1.0

@@ -1,0 +1,146 @@
+"""keras-lottery export (keras_lottery.runs.export): run folders and ticket files
+to every format, end to end through the CLI."""
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from keras_lottery import cli, paths
+from keras_lottery._io import load_arrays
+from keras_lottery.export import litert, load_sparse
+from keras_lottery.rewind import restore_state
+from keras_lottery.ticket import Ticket
+from tests.conftest import tensorflow_only
+
+
+def export(*args) -> int:
+    return cli.main(["export", *map(str, args)])
+
+
+@tensorflow_only
+def test_last_round_trained_weights_to_sparse_litert(imp_run, tmp_path, capsys, rng):
+    out = tmp_path / "ship" / "ticket.tflite"
+    assert export(imp_run, "--format", "litert", "--sparse", "--out", out) == 0
+    printed = capsys.readouterr().out
+    assert "exported litert (sparse=True)" in printed
+    assert f"size report: {out}.size.json" in printed
+    report = json.loads((tmp_path / "ship" / "ticket.tflite.size.json").read_text())
+    assert report["source"]["round"] == 1 and report["source"]["weights"] == "trained"
+    assert report["file_bytes"] == out.stat().st_size
+    with open(paths.round_record(imp_run, 1)) as handle:
+        remaining = json.load(handle)["fraction_remaining"]
+    assert report["sparsity"] == pytest.approx(1 - remaining, abs=1e-6)
+    model = Ticket.load(paths.round_ticket(imp_run, 1)).build_model()
+    restore_state(model, load_arrays(paths.round_trained(imp_run, 1)))
+    x = rng.random((4, *model.inputs[0].shape[1:])).astype("float32")
+    np.testing.assert_allclose(
+        litert.predict_litert(litert.load_interpreter(out), x),
+        model.predict(x, verbose=0),
+        atol=1e-5,
+    )
+
+
+def test_rewind_weights_of_a_chosen_round_to_sparse_npz(imp_run, tmp_path):
+    out = tmp_path / "round0.npz"
+    args = ["--round", 0, "--weights", "rewind", "--format", "sparse-npz"]
+    assert export(imp_run, *args, "--out", out) == 0
+    exported = load_sparse(out)
+    ticket = Ticket.load(paths.round_ticket(imp_run, 0))
+    for got, want in zip(exported.weights, ticket.weights, strict=True):
+        np.testing.assert_array_equal(got, want)  # round 0: nothing pruned
+    assert exported.metadata["round"] == 0
+    report = json.loads((tmp_path / "round0.npz.size.json").read_text())
+    assert report["source"]["weights"] == "rewind"
+
+
+def test_bad_requests_are_one_line_errors_and_write_nothing(
+    imp_run, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def refused(*args) -> str:
+        assert export(*args) == 2
+        assert os.listdir(out) == []
+        err = capsys.readouterr().err
+        assert err.startswith("keras-lottery: error: ") and err.count("\n") == 1
+        return err
+
+    target = out / "t.npz"
+    assert "finished rounds: 0-1" in refused(
+        imp_run, "--round", 7, "--format", "sparse-npz", "--out", target
+    )
+    ticket = tmp_path / "lone.npz"
+    shutil.copy(paths.round_ticket(imp_run, 1), ticket)
+    assert "pass --weights rewind" in refused(
+        ticket, "--format", "sparse-npz", "--out", target
+    )
+    assert "applies to run folders" in refused(
+        ticket, "--round", 1, "--format", "sparse-npz", "--out", target
+    )
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)
+    assert "pip install 'keras-lottery[onnx]'" in refused(
+        imp_run, "--format", "onnx", "--out", out / "t.onnx"
+    )
+    assert "does not exist" in refused(
+        tmp_path / "nope", "--format", "keras", "--out", out / "t.keras"
+    )
+    started = tmp_path / "started"
+    started.mkdir()
+    shutil.copy(paths.config(imp_run), paths.config(started))
+    assert "no finished round" in refused(
+        started, "--format", "sparse-npz", "--out", target
+    )
+    os.remove(paths.round_record(imp_run, 0))
+    assert "round_000/record.json is missing" in refused(
+        imp_run, "--format", "sparse-npz", "--out", target
+    )
+
+
+def test_a_damaged_round_is_refused_by_its_manifest(imp_run, tmp_path, capsys):
+    trained = paths.round_trained(imp_run, 1)
+    with open(trained, "r+b") as handle:
+        handle.truncate(os.path.getsize(trained) // 2)
+    out = tmp_path / "t.npz"
+    assert export(imp_run, "--format", "sparse-npz", "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "round_001" in err and "trained.npz" in err and "re-run" in err
+    assert not out.exists()
+
+
+def test_existing_output_needs_overwrite(imp_run, tmp_path, capsys):
+    out = tmp_path / "t.npz"
+    out.write_bytes(b"old")
+    assert export(imp_run, "--format", "sparse-npz", "--out", out) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"old"
+    assert export(imp_run, "--format", "sparse-npz", "--out", out, "--overwrite") == 0
+    assert load_sparse(out).metadata["round"] == 1
+
+
+def test_cs_run_folder_exports_its_one_ticket(imp_run, tmp_path, capsys):
+    cs_run = tmp_path / "cs_run"
+    os.makedirs(paths.cs_ticket_dir(cs_run))
+    shutil.copy(paths.config(imp_run), paths.config(cs_run))
+    shutil.copy(paths.round_ticket(imp_run, 1), paths.cs_ticket(cs_run))
+    trained = paths.trained(paths.cs_ticket_dir(cs_run))
+    shutil.copy(paths.round_trained(imp_run, 1), trained)
+    out = tmp_path / "cs.npz"
+    assert export(cs_run, "--round", 1, "--format", "sparse-npz", "--out", out) == 2
+    assert "no finished round" in capsys.readouterr().err  # record.json missing
+    (tmp_path / "cs_run" / "ticket" / "record.json").write_text("{}")
+    assert export(cs_run, "--round", 1, "--format", "sparse-npz", "--out", out) == 2
+    assert "--round applies to IMP runs" in capsys.readouterr().err
+    assert export(cs_run, "--format", "sparse-npz", "--out", out) == 0
+    state = load_arrays(trained)
+    exported = load_sparse(out)
+    model = Ticket.load(paths.cs_ticket(cs_run)).build_model()
+    restore_state(model, state)
+    for got, want in zip(
+        exported.weights, Ticket.from_model(model).weights, strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
