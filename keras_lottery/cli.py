@@ -133,7 +133,7 @@ def _add_reports(sub) -> None:
     rep_p.add_argument("run_dir")
     cmp_p = sub.add_parser(
         "compare",
-        help="IMP and CS runs side by side: accuracy vs. weights, epochs spent",
+        help="IMP, CS and elastic runs side by side: accuracy vs. weights, epochs",
     )
     cmp_p.add_argument("run_dirs", nargs="+", metavar="run_dir")
     cmp_p.add_argument("--out", required=True, help="folder for comparison.*")

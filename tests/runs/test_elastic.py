@@ -116,3 +116,49 @@ def test_elastic_cli_errors_write_nothing(fake_run, tmp_path, capsys):
             cli.main(base + extra)
         assert message in capsys.readouterr().err, extra
     assert not out.exists()
+
+
+def _fake_elastic_folder(directory):
+    """An elastic run folder's files as run_elastic writes them (no training)."""
+    spec = {
+        "source_run": "imp_abc",
+        "round": 3,
+        "target": "cifar_resnet_32",
+        "map": "0:0;1:1,2;2:3,4",
+        "seed": 0,
+        "strategy": "inter",
+        "source_fraction_remaining": 0.176,
+    }
+    (directory / "arms").mkdir(parents=True)
+    (directory / "elastic.json").write_text(json.dumps(spec))
+    for arm, accuracy in (("ticket", 0.8), ("random_prune", 0.7)):
+        (directory / "arms" / arm).mkdir()
+        record = {
+            "arm": arm,
+            "seed": 0,
+            "start_step": 36,
+            "steps_per_epoch": 36,
+            "fraction_remaining": 0.18,
+            "training": {"steps": 36 * 19, "test": {"accuracy": accuracy}},
+        }
+        (directory / "arms" / arm / "record.json").write_text(json.dumps(record))
+    return directory
+
+
+@pytest.mark.backend_neutral
+def test_report_and_compare_read_elastic_folders(tmp_path, capsys):
+    directory = _fake_elastic_folder(tmp_path / "elastic_0123456789ab")
+    assert cli.main(["report", str(directory)]) == 0
+    table = capsys.readouterr().out
+    assert "imp_abc round 3 -> cifar_resnet_32 (map 0:0;1:1,2;2:3,4" in table
+    assert "ticket" in table and "0.8000" in table and "19.0" in table
+    assert cli.main(["compare", str(directory), "--out", str(tmp_path / "cmp")]) == 0
+    data = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    (run,) = data["runs"]
+    assert run["method"] == "elastic"
+    assert run["label"] == "E-LTH imp_abc -> cifar_resnet_32"
+    assert {(p["phase"], p["accuracy"], p["epochs"]) for p in run["points"]} == {
+        ("ticket", 0.8, 19.0),
+        ("random_prune", 0.7, 19.0),
+    }
+    assert (tmp_path / "cmp" / "comparison.png").exists()
