@@ -60,7 +60,7 @@ pack() {
 wait_all() {
   while [ -n "$(jobs -r)" ]; do
     sleep "${POLL:-20}"; pack
-    echo "[$(( $(date +%s) - began )) s] $1: $(grep -h 'finished in\|accuracy' "$STUDY"/logs/*.log 2>/dev/null | wc -l) phases logged"
+    echo "[$(( $(date +%s) - began )) s] $1: $(cat "$STUDY"/logs/*.log 2>/dev/null | grep -c '\[keras_lottery\] \(round\|elastic\)') phases done"
   done
   wait
   pack
