@@ -47,13 +47,20 @@ def numpy_recipe(config):
 
 
 def run(args) -> None:
+    from keras_lottery import paths
     from keras_lottery.runs.elastic import run_elastic
 
     source = find_imp_run(args.imp_runs, args.model, args.seed)
+    round = args.round
+    if round < 0:  # the last finished round (an IMP run stopped at its limit)
+        finished = [r for r in paths.finished_phases(source, paths.ROUND) if r]
+        if not finished:
+            raise SystemExit(f"{source} has no finished pruned round.")
+        round = finished[-1]
     began = time.perf_counter()
     directory = run_elastic(
         source,
-        args.round,
+        round,
         args.to,
         strategy=args.strategy,
         out=args.out,
@@ -144,7 +151,9 @@ def main(argv=None) -> None:
     el.add_argument("--imp-runs", required=True, help="folder of the IMP runs")
     el.add_argument("--model", required=True, help="source model name")
     el.add_argument("--seed", type=int, required=True, help="source run's seed")
-    el.add_argument("--round", type=int, required=True)
+    el.add_argument(
+        "--round", type=int, required=True, help="-1: the last finished round"
+    )
     el.add_argument("--to", required=True, help="target model name")
     el.add_argument("--strategy", default="inter")
     el.add_argument("--control", action="append", default=[])

@@ -13,7 +13,9 @@
 #   bash benchmarks/device/elastic_study.sh            # results under $OUT
 # Every phase (IMP round, elastic arm) is DURATION (default 20ep of 36 steps) with lr
 # x0.1 at MILESTONES, rewinding to REWIND (1ep). Each process is stopped at its
-# *_LIMIT seconds; finished phases are kept and summarized every 20 s.
+# *_LIMIT seconds (IMP 270 + elastic 210 = 8 min at most); finished phases are kept
+# and summarized every 20 s, and the elastic stage transforms each source run's last
+# finished round (ROUNDS when IMP finished in time; summary.json says which).
 # CPU smoke test (tiny; docs/elastic.md gives the command): DURATION=1ep ROUNDS=1
 # SEEDS=0 EXTRA_SETS="data.train_size=256 data.validation_size=64" PY=.venv/bin/python
 set -u
@@ -29,8 +31,8 @@ FRACTION=${FRACTION:-0.44}
 SEEDS=${SEEDS:-0 1 2}
 SOURCE=${SOURCE:-cifar_resnet_20}
 TARGET=${TARGET:-cifar_resnet_32}
-IMP_LIMIT=${IMP_LIMIT:-300}
-ELASTIC_LIMIT=${ELASTIC_LIMIT:-200}
+IMP_LIMIT=${IMP_LIMIT:-270}
+ELASTIC_LIMIT=${ELASTIC_LIMIT:-210}
 PY=${PY:-python3}
 
 if [ -d .whl ] && [ "${INSTALL_WHEELS:-1}" = 1 ]; then
@@ -88,7 +90,7 @@ elastic() {  # source target seed controls...
   local flags=()
   for control in "$@"; do flags+=(--control "$control"); done
   timeout "$ELASTIC_LIMIT" $PY benchmarks/device/elastic_study.py elastic \
-    --imp-runs "$STUDY/imp" --model "$source" --seed "$seed" --round "$ROUNDS" \
+    --imp-runs "$STUDY/imp" --model "$source" --seed "$seed" --round -1 \
     --to "$target" --out "$STUDY/elastic" "${flags[@]}" \
     > "$STUDY/logs/elastic_${source}_to_${target}_seed${seed}.log" 2>&1
 }
