@@ -365,6 +365,10 @@ def transform(
         ticket = Ticket.load(path)
     if strategy is not None and mapping is not None:
         raise ConfigError("Give either strategy or mapping, not both.")
+    if strategy is not None and strategy not in STRATEGIES:
+        raise ConfigError(
+            f"Unknown elastic strategy {strategy!r}; allowed: {list(STRATEGIES)}."
+        )
     topology = _source_topology(ticket, source)
     src = Architecture.from_dict(topology["architecture"])
     model = _build_target(src, topology, target, target_options)
