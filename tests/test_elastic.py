@@ -367,3 +367,36 @@ def test_explicit_maps_and_errors_name_what_is_wrong(source):
         transform(old, "cifar_resnet_32")
     again = transform(old, "cifar_resnet_32", source=model)  # rebuilt topology
     assert again.metadata["elastic"]["map"] == "0:0;1:1,2;2:3,4"
+
+
+@pytest.mark.slow  # ImageNet ResNets and VGG at width 2 / 32x32 (~30 s here)
+def test_imagenet_resnet_and_vgg_tickets_transform_block_for_block():
+    keras.utils.set_random_seed(0)
+    small = models.get("resnet18", input_shape=(32, 32, 3), width=2, num_classes=3)
+    pruning.prune_magnitude(small, 0.5, scope="layerwise")
+    deep = transform(Ticket.from_model(small), "resnet26")
+    assert deep.metadata["elastic"]["map"] == IMAGENET[("resnet18", "resnet26")]
+    model = deep.build_model()
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    for block, (_, copy) in deep.metadata["elastic"]["blocks"].items():
+        if copy > 0:  # zero residual branches: the extra blocks are identities
+            bn = model.get_layer(f"{block}_bn2")
+            bn.gamma.assign(np.zeros(bn.gamma.shape))
+            bn.beta.assign(np.zeros(bn.beta.shape))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(x, training=False)),
+        keras.ops.convert_to_numpy(small(x, training=False)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    vgg = models.get("vgg13", input_shape=(16, 16, 3), num_classes=3)
+    pruning.prune_magnitude(vgg, 0.5, scope="layerwise")
+    ticket = Ticket.from_model(vgg)
+    vgg19 = transform(ticket, "vgg19")
+    np.testing.assert_array_equal(
+        vgg19.masks["stage3_block4_conv"], ticket.masks["stage3_block2_conv"]
+    )
+    with pytest.raises(ConfigError, match="only its fixed block 0"):
+        transform(
+            Ticket.from_model(models.get("vgg11", input_shape=(16, 16, 3))), "vgg13"
+        )
