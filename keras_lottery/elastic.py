@@ -43,7 +43,6 @@ BlockMap('0:0;1:1,2;2:3,4')
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -417,6 +416,21 @@ def transform(
     return Ticket.from_model(model, **metadata)
 
 
+def carried_options(options: Mapping, target: str) -> dict:
+    """The source model's builder ``options`` that the builder of ``target``
+    takes (``depth`` and ``blocks`` do not carry over to a fixed-depth name).
+
+    >>> carried_options({"depth": 20, "width": 16}, "cifar_resnet_32")
+    {'width': 16}
+    """
+    accepted = registry.builder_options(target) - {"num_classes", "input_shape"}
+    return {
+        k: v
+        for k, v in options.items()
+        if k in accepted or k == "classifier_activation"
+    }
+
+
 def _source_topology(ticket: Ticket, source) -> dict:
     if source is not None:
         if isinstance(source, dict) and "architecture" in source:
@@ -446,14 +460,7 @@ def _build_target(src: Architecture, topology: dict, target, options) -> object:
         raise ConfigError(
             f"Unknown target model {target!r}; registered models: {registry.names()}."
         )
-    builder = registry._REGISTRY[target]
-    accepted = set(inspect.signature(builder).parameters)
-    kept = {
-        k: v
-        for k, v in src.options.items()
-        if k in accepted or k == "classifier_activation"
-    }
-    kept.update(options or {})
+    kept = {**carried_options(src.options, target), **(options or {})}
     kept.pop("num_classes", None), kept.pop("input_shape", None)
     num_classes = topology.get("num_classes")
     input_shape = topology.get("input_shape")
@@ -548,9 +555,9 @@ def _architecture(spec, options: Mapping | None = None) -> Architecture:
             raise ConfigError(
                 f"Unknown model {spec!r}; registered models: {registry.names()}."
             )
-        accepted = set(inspect.signature(registry._REGISTRY[spec]).parameters)
-        kept = {k: v for k, v in (options or {}).items() if k in accepted}
-        if "width" in accepted:
+        kept = carried_options(options or {}, spec)
+        kept.pop("classifier_activation", None)
+        if "width" in registry.builder_options(spec):
             # Block structure does not depend on the width: build the thinnest.
             kept["width"] = 1
         key = json.dumps([spec, kept], sort_keys=True, default=str)

@@ -131,6 +131,21 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def builder_options(name: str) -> set[str]:
+    """The options the builder of ``name`` takes (``num_classes`` and
+    ``input_shape`` included), e.g. to carry a model's options over to another
+    depth of its family.
+
+    >>> sorted(builder_options("cifar_resnet_20"))
+    ['bn_init', 'input_shape', 'num_classes', 'width']
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown model {name!r}. Registered models: {names()}.")
+    import inspect
+
+    return set(inspect.signature(_REGISTRY[name]).parameters)
+
+
 def get(name: str, num_classes: int = 10, input_shape: tuple | None = None, **options):
     """Builds the registered model ``name`` (uncompiled, masked layers, masks all ones).
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -55,12 +54,7 @@ def target_config(config: RunConfig, target: str) -> RunConfig:
         raise ConfigError(
             f"Unknown target model {target!r}; registered models: {models.names()}."
         )
-    accepted = set(inspect.signature(models.registry._REGISTRY[target]).parameters)
-    options = {
-        k: v
-        for k, v in config.model.options.items()
-        if k in accepted or k == "classifier_activation"
-    }
+    options = elastic.carried_options(config.model.options, target)
     model = dataclasses.replace(config.model, name=target, options=options)
     return dataclasses.replace(config, model=model)
 
