@@ -65,15 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (
-        _add_run,
-        _add_sweep,
-        _add_reports,
-        _add_branches,
-        _add_rewind_sweep,
-        _add_elastic,
-    ):
+    for add in (_add_run, _add_sweep, _add_reports, _add_branches, _add_rewind_sweep):
         add(sub)
+    _add_elastic(sub)
     return parser
 
 
