@@ -1,5 +1,5 @@
 """Command line: ``keras-lottery {run, sweep, report, compare, demo, instability,
-branch, rewind-sweep, export}``.
+branch, rewind-sweep, export, elastic}``.
 
 keras-lottery run configs/lenet_mnist.yaml --set pruning.rounds=3 --out runs
 keras-lottery run configs/cs_resnet20_cifar10.yaml --set data.path=cifar10.npz
@@ -14,6 +14,8 @@ keras-lottery rewind-sweep configs/lenet_mnist.yaml --rewinds 0,100it,500it \
     --round 3 --set pruning.rounds=3 --out runs
 keras-lottery export runs/imp_3f2a9c1d0b7e --round 3 --format litert --sparse \
     --out ticket.tflite
+keras-lottery elastic runs/imp_3f2a9c1d0b7e --round 5 --to cifar_resnet_32 \
+    --control random_prune --control permute_copies --out runs
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_run, _add_sweep, _add_reports, _add_branches, _add_rewind_sweep):
         add(sub)
     _add_export(sub)
+    _add_elastic(sub)
     return parser
 
 
@@ -134,7 +137,7 @@ def _add_reports(sub) -> None:
     rep_p.add_argument("run_dir", help="a run folder (runs/imp_<hash>)")
     cmp_p = sub.add_parser(
         "compare",
-        help="IMP and CS runs side by side: accuracy vs. weights, epochs spent",
+        help="IMP, CS and elastic runs side by side: accuracy vs. weights, epochs",
     )
     cmp_p.add_argument(
         "run_dirs", nargs="+", metavar="run_dir", help="finished run folders"
@@ -237,6 +240,54 @@ def _seed(text: str) -> int:
     return value
 
 
+def _add_elastic(sub) -> None:
+    el_p = sub.add_parser(
+        "elastic",
+        help="stretch or squeeze a saved round's ticket to another depth and "
+        "train it (Elastic LTH; resumable)",
+    )
+    el_p.add_argument("run_dir", help="an IMP run folder")
+    el_p.add_argument("--round", type=int, required=True, help="pruned round (>= 1)")
+    el_p.add_argument("--to", required=True, help="target model, e.g. cifar_resnet_32")
+    how = el_p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--strategy",
+        choices=("inter", "head", "tail", "first"),
+        help="how blocks are replicated or dropped (default inter)",
+    )
+    how.add_argument("--map", help="explicit block map, e.g. '1:1,2;2:3,4'")
+    el_p.add_argument(
+        "--control",
+        dest="controls",
+        action="append",
+        default=[],
+        type=_control_kind,
+        help="also train this control on the target (repeatable): random_reinit, "
+        "random_prune, shuffle_masks, permute_copies, ...",
+    )
+    el_p.add_argument(
+        "--seed", type=_seed, default=0, help="replicate seed, an int >= 0 (default 0)"
+    )
+    el_p.add_argument("--out", default="runs", help="root folder of run folders")
+
+
+def _elastic(args) -> int:
+    from keras_lottery.runs.elastic import run_elastic, write_elastic_report
+
+    directory = run_elastic(
+        args.run_dir,
+        args.round,
+        args.to,
+        strategy=args.strategy,
+        mapping=args.map,
+        out=args.out,
+        controls=args.controls,
+        seed=args.seed,
+    )
+    print(f"\n{write_elastic_report(directory)}\n\nrun folder: {directory}")
+    return 0
+
+
 def _run(args) -> int:
     from keras_lottery.config import load_config
 
@@ -283,8 +334,12 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
+    from keras_lottery.runs.elastic import is_elastic_run, write_elastic_report
     from keras_lottery.runs.report import write_report
 
+    if is_elastic_run(args.run_dir):
+        print(write_elastic_report(args.run_dir))
+        return 0
     print(write_report(args.run_dir))
     return 0
 
@@ -440,6 +495,7 @@ COMMANDS = {
     "branch": _branch,
     "rewind-sweep": _rewind_sweep,
     "export": _export,
+    "elastic": _elastic,
 }
 
 

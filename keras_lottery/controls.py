@@ -7,7 +7,11 @@
   layer's count of survivors kept;
 - ``shuffle_masks``: the ticket's rewound weights, each layer's mask randomly
   permuted within the layer (Frankle et al., "Pruning neural networks at
-  initialization: why are we missing the mark?").
+  initialization: why are we missing the mark?");
+- ``permute_copies``: for a ticket made by :func:`keras_lottery.elastic.transform`,
+  the rewound weights with the mask of every extra copy of a replicated block
+  (copy j > 0) randomly permuted within each tensor (the Elastic LTH authors'
+  random-mask control, ``permute_copy``); original blocks keep their masks.
 
 IMP and Continuous Sparsification train the controls named in ``baselines``
 every round; ``keras-lottery branch`` trains one later on a saved round. Both
@@ -39,11 +43,19 @@ class Control:
 
     name: str = ""
     keeps_weights: bool = True
+    # True for controls of transformed (elastic) tickets only: a method's
+    # in-run ``baselines`` cannot use them.
+    elastic_only: bool = False
 
     def masks(
         self, masks: Mapping[str, np.ndarray], seed: int
     ) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    def ticket_masks(self, ticket: Ticket, seed: int) -> dict[str, np.ndarray]:
+        """The control's masks for ``ticket`` (controls that need more than
+        the masks, e.g. the ticket's provenance, override this)."""
+        return self.masks(ticket.masks, seed)
 
 
 class RandomReinit(Control):
@@ -78,6 +90,33 @@ class ShuffleMasks(Control):
         }
 
 
+class PermuteCopies(Control):
+    """Rewound weights; each extra copy's mask permuted within its tensor."""
+
+    name = "permute_copies"
+    elastic_only = True
+
+    def masks(self, masks, seed):
+        raise ValueError(
+            "permute_copies needs an elastic ticket (its metadata says which "
+            "blocks are extra copies): use control_model or ticket_masks."
+        )
+
+    def ticket_masks(self, ticket, seed):
+        extra = (ticket.metadata.get("elastic") or {}).get("extra_copies")
+        if extra is None:
+            raise ValueError(
+                "permute_copies applies to tickets made by keras_lottery.elastic."
+                "transform; this ticket has no elastic provenance."
+            )
+        rng = np.random.default_rng(seed)
+        out = {name: np.array(mask, bool) for name, mask in ticket.masks.items()}
+        for name in extra:
+            if name in out:  # batch norms are in blocks but carry no mask
+                out[name] = rng.permutation(out[name].ravel()).reshape(out[name].shape)
+        return out
+
+
 _REGISTRY: dict[str, Control] = {}
 
 
@@ -92,7 +131,7 @@ def register(control: Control) -> Control:
     return control
 
 
-for _control in (RandomReinit(), RandomPrune(), ShuffleMasks()):
+for _control in (RandomReinit(), RandomPrune(), ShuffleMasks(), PermuteCopies()):
     register(_control)
 
 
@@ -140,7 +179,7 @@ def control_model(
             for variable, value in zip(model.weights, capture_state(model), strict=True)
             if id(variable) not in mask_ids
         ]
-    masks = control.masks(ticket.masks, seed if mask_seed is None else mask_seed)
+    masks = control.ticket_masks(ticket, seed if mask_seed is None else mask_seed)
     dataclasses.replace(ticket, masks=masks, weights=weights).apply(model)
     return model
 
@@ -163,6 +202,6 @@ def branch_seed(run_seed: int, round: int, kind: str, seed: int) -> int:
     """The random seed of a control trained later on a saved round
     (initialization, masks, dropout): a pure function of the run's seed, the
     round, the control and the branch's replicate seed."""
-    kinds = ("random_reinit", "random_prune", "shuffle_masks")
+    kinds = ("random_reinit", "random_prune", "shuffle_masks", "permute_copies")
     index = kinds.index(kind) if kind in kinds else len(kinds) + names().index(kind)
     return run_seed + 100_003 * (round + 1) + 1_009 * (index + 1) + seed

@@ -20,6 +20,12 @@ A run folder ``<out>/<method>_<hash>/``::
     instability/round_NNN/           instability.json, instability.png, copies/
     branches/round_NNN/<kind>/seed_S/record.json
 
+An elastic run folder ``<out>/elastic_<hash>/`` (``keras-lottery elastic``)::
+
+    elastic.json, ticket.npz         the request; the transformed ticket
+    arms/<arm>/record.json           the trained ticket and each control
+    report.txt, result.json          result.json last
+
 Sweep folders ``sweep_<hash>/`` hold ``sweep.yaml``, ``logs/``, ``sweep.json``,
 ``sweep.txt`` and plots; comparison folders ``comparison.{txt,json,png}``.
 
@@ -185,6 +191,25 @@ def branch_dir(run_dir: str, round: int, kind: str, seed: int) -> str:
 def all_branch_records(run_dir: str) -> list[str]:
     pattern = os.path.join(run_dir, "branches", "round_*", "*", "seed_*", "record.json")
     return sorted(glob.glob(pattern))
+
+
+# ------------------------------------------------------------------ elastic
+
+
+def elastic_spec(directory: str) -> str:
+    return os.path.join(directory, "elastic.json")
+
+
+def elastic_ticket(directory: str) -> str:
+    return os.path.join(directory, "ticket.npz")
+
+
+def elastic_arm_record(directory: str, arm: str) -> str:
+    return record(os.path.join(directory, "arms", arm))
+
+
+def all_elastic_arm_records(directory: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(directory, "arms", "*", "record.json")))
 
 
 # ------------------------------------------------------------------ sweeps

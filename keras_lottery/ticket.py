@@ -10,7 +10,7 @@ compressed by earlier versions load the same way):
   layers (``name``, ``class``, ``shape``) in model order, the variables
   (``path``, ``shape``, ``dtype``) in ``model.weights`` order without masks, and
   user metadata (``method``, ``rewind``, ``round``, ``sparsity``, ``metrics``,
-  ``model_config``...).
+  ``model_config``, ``topology`` of a registry model...).
 - ``mask_{i}``: the i-th masked layer's mask, bit-packed (``numpy.packbits`` of
   the row-major flattened mask).
 - ``weight_{j}``: the j-th variable's value at the rewind point.
@@ -36,6 +36,7 @@ import numpy as np
 
 from keras_lottery import pruning
 from keras_lottery._io import atomic_write_bytes, reading
+from keras_lottery.models import registry
 
 FORMAT_VERSION = 1
 
@@ -75,6 +76,7 @@ class Ticket:
             values = _drop_masks(model, weights, mask_ids)
         metadata = dict(metadata)
         metadata.setdefault("sparsity", pruning.sparsity_report(model).sparsity)
+        metadata.setdefault("topology", registry.topology(model))
         if "model_config" not in metadata:
             try:
                 metadata["model_config"] = json.loads(model.to_json())

@@ -11,7 +11,7 @@ from tests.helpers import mlp, to_numpy
 
 pytestmark = pytest.mark.backend_neutral
 
-KINDS = ("random_reinit", "random_prune", "shuffle_masks")
+KINDS = ("random_reinit", "random_prune", "shuffle_masks", "permute_copies")
 
 
 def _masks(seed=0):
@@ -33,17 +33,18 @@ def _kernels(model):
     return {lyr.name: to_numpy(lyr.kernel) for lyr in pruning.masked_layers(model)}
 
 
-def test_the_three_controls_are_registered_in_order():
+def test_the_controls_are_registered_in_order():
     assert controls.names() == KINDS
     assert [controls.get(k).name for k in KINDS] == list(KINDS)
-    assert [controls.get(k).keeps_weights for k in KINDS] == [False, True, True]
+    assert [controls.get(k).keeps_weights for k in KINDS] == [False, True, True, True]
+    assert [controls.get(k).elastic_only for k in KINDS] == [False] * 3 + [True]
 
 
 def test_unknown_control_names_the_registered_ones():
     with pytest.raises(
         ValueError,
         match=r"Unknown control 'shuffle'; allowed: "
-        r"\['random_reinit', 'random_prune', 'shuffle_masks'\]",
+        r"\['random_reinit', 'random_prune', 'shuffle_masks', 'permute_copies'\]",
     ):
         controls.get("shuffle")
     with pytest.raises(ValueError, match="Unknown control"):
@@ -159,7 +160,7 @@ def test_a_registered_control_is_usable_by_name_everywhere(monkeypatch):
     out = controls.control_masks("invert", _masks(), 0)
     np.testing.assert_array_equal(out["a"], ~_masks()["a"])
     seeds = {controls.branch_seed(0, 1, k, 0) for k in controls.names()}
-    assert len(seeds) == 4  # no two controls share a branch seed
+    assert len(seeds) == 5  # no two controls share a branch seed
     with pytest.raises(ValueError, match="needs a new, non-empty name"):
         controls.register(Invert())
     with pytest.raises(ValueError, match="needs a new, non-empty name"):

@@ -90,6 +90,7 @@ def test_the_core_and_data_loading_import_without_tensorflow(tmp_path):
         from keras_lottery.config import load_config
         from keras_lottery.recipes import Recipe
         from keras_lottery.runs import runner
+        from keras_lottery.runs import elastic  # the elastic study's driver
         config = load_config(None, ["data.name=digits", "data.validation_size=180"])
         recipe = Recipe(config)
         try:
@@ -109,3 +110,63 @@ def test_the_core_and_data_loading_import_without_tensorflow(tmp_path):
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["train"] == 1257 and out["tf"] is False  # digits: 1,437 - 180
     assert "tensorflow" in out["error"]
+
+
+@pytest.mark.backend_neutral
+def test_the_elastic_study_summarizes_imp_rounds_and_elastic_arms(tmp_path):
+    """elastic_study.py summarize on a study folder laid out as the script and
+    the library write it (the full pipeline runs on the device machine; its
+    tiny CPU rehearsal is in docs/elastic.md)."""
+    sys.path.insert(0, DEVICE)
+    try:
+        import elastic_study
+    finally:
+        sys.path.remove(DEVICE)
+    imp = tmp_path / "imp" / "imp_aaa"
+    (imp / "round_000").mkdir(parents=True)
+    (imp / "round_001").mkdir()
+    (imp / "config.yaml").write_text("model: {name: cifar_resnet_20}\nseed: 2\n")
+    for r, remaining in ((0, 1.0), (1, 0.56)):
+        record = {
+            "round": r,
+            "fraction_remaining": remaining,
+            "ticket": {
+                "test": {"accuracy": 0.5 + r / 10},
+                "epochs": 20,
+                "wall_time": 3,
+            },
+        }
+        (imp / f"round_00{r}" / "record.json").write_text(json.dumps(record))
+    arm = tmp_path / "elastic" / "elastic_bbb" / "arms" / "permute_copies"
+    arm.mkdir(parents=True)
+    spec = {
+        "source_run": "imp_aaa",
+        "round": 1,
+        "target": "cifar_resnet_32",
+        "map": "0:0;1:1,2;2:3,4",
+        "source_fraction_remaining": 0.56,
+    }
+    (arm.parent.parent / "elastic.json").write_text(json.dumps(spec))
+    record = {
+        "arm": "permute_copies",
+        "fraction_remaining": 0.55,
+        "steps_per_epoch": 36,
+        "training": {"steps": 684, "test": {"accuracy": 0.4}, "wall_time": 5.0},
+    }
+    (arm / "record.json").write_text(json.dumps(record))
+    summary = elastic_study.summarize(str(tmp_path))
+    (run,) = summary["imp"]
+    assert run["model"] == "cifar_resnet_20" and run["seed"] == 2
+    assert [r["test_accuracy"] for r in run["rounds"]] == [0.5, 0.6]
+    assert run["epochs_total"] == 40
+    (transformed,) = summary["elastic"]
+    assert transformed["source_model"] == "cifar_resnet_20"
+    assert transformed["seed"] == 2
+    assert transformed["arms"]["permute_copies"] == {
+        "remaining": 0.55,
+        "test_accuracy": 0.4,
+        "epochs": 19.0,
+        "wall_time": 5.0,
+    }
+    script = os.path.join(DEVICE, "elastic_study.sh")
+    assert subprocess.run(["bash", "-n", script]).returncode == 0

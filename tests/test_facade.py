@@ -11,6 +11,7 @@ SUBMODULES = (
     "analysis",
     "callbacks",
     "controls",
+    "elastic",
     "export",
     "gradual",
     "layers",

@@ -403,6 +403,12 @@ class RunConfig:
                 name in controls.names(),
                 f"names from {list(controls.names())}",
             )
+            check(
+                "baselines",
+                name not in controls.names() or not controls.get(name).elastic_only,
+                "controls a method can train ('permute_copies' needs an elastic "
+                "ticket: keras-lottery elastic --control)",
+            )
         check("seed", _is_int(self.seed) and self.seed >= 0, "an int >= 0")
 
     @property

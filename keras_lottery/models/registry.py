@@ -80,6 +80,33 @@ class Architecture:
             "options": dict(self.options),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Architecture:
+        """The inverse of :meth:`to_dict` (e.g. a topology a ticket recorded).
+
+        >>> Architecture.from_dict(describe(model).to_dict()) == describe(model)
+        True
+        """
+        stages = tuple(
+            Stage(
+                s["name"],
+                tuple(
+                    Block(b["name"], tuple(b["layers"]), bool(b["downsample"]))
+                    for b in s["blocks"]
+                ),
+            )
+            for s in data["stages"]
+        )
+        return cls(
+            family=data["family"],
+            name=data["name"],
+            stem=tuple(data["stem"]),
+            stages=stages,
+            head=tuple(data["head"]),
+            scopes={k: tuple(v) for k, v in data.get("scopes", {}).items()},
+            options=dict(data.get("options", {})),
+        )
+
 
 Builder = Callable[..., tuple[keras.Model, Architecture]]
 _REGISTRY: dict[str, Builder] = {}
@@ -102,6 +129,21 @@ def register(name: str):
 def names() -> list[str]:
     """Every registered model name, sorted."""
     return sorted(_REGISTRY)
+
+
+def builder_options(name: str) -> set[str]:
+    """The options the builder of ``name`` takes (``num_classes`` and
+    ``input_shape`` included), e.g. to carry a model's options over to another
+    depth of its family.
+
+    >>> sorted(builder_options("cifar_resnet_20"))
+    ['bn_init', 'input_shape', 'num_classes', 'width']
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown model {name!r}. Registered models: {names()}.")
+    import inspect
+
+    return set(inspect.signature(_REGISTRY[name]).parameters)
 
 
 def get(name: str, num_classes: int = 10, input_shape: tuple | None = None, **options):
@@ -161,6 +203,31 @@ def describe(model) -> Architecture:
             "models.get(name, **options)."
         )
     return architecture
+
+
+def topology(model) -> dict | None:
+    """What rebuilding ``model`` with :func:`get` takes, as JSON-able data:
+    ``{"architecture": describe(model).to_dict(), "num_classes", "input_shape"}``;
+    ``None`` for a model not built by :func:`get`. Tickets record it, so that a
+    ticket file alone can be transformed to another depth
+    (:mod:`keras_lottery.elastic`).
+
+    >>> topology(get("cifar_resnet_20"))["input_shape"]
+    [32, 32, 3]
+    """
+    architecture = getattr(model, _ATTRIBUTE, None)
+    if architecture is None:
+        return None
+    try:
+        input_shape = [int(d) for d in model.input_shape[1:]]
+        num_classes = int(model.output_shape[-1])
+    except (AttributeError, TypeError, ValueError):  # unusual inputs/outputs
+        return None
+    return {
+        "architecture": architecture.to_dict(),
+        "num_classes": num_classes,
+        "input_shape": input_shape,
+    }
 
 
 def pruning_scope(model, scope: str = "paper") -> list[str]:

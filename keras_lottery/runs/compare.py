@@ -1,4 +1,6 @@
-"""Comparing finished runs: IMP curves and Continuous Sparsification tickets.
+"""Comparing finished runs: IMP curves, Continuous Sparsification tickets and
+elastic tickets (``keras-lottery elastic`` folders: one point per trained arm,
+its epochs those of the target's training from ``k``).
 
 Every run becomes a curve of points (weights remaining, test accuracy, training
 epochs spent so far). An IMP run contributes one point per round, its epochs
@@ -62,6 +64,16 @@ def load_curve(directory: str, label: str | None = None) -> Curve:
     >>> curve.label, curve.points[-1].remaining
     ('IMP, rewind 1ep', 0.107...)
     """
+    from keras_lottery.runs import elastic
+
+    if elastic.is_elastic_run(directory):
+        spec = elastic.summarize(directory)["spec"]
+        points = [
+            Point(p["phase"], p["weights_remaining"], p["accuracy"], p["epochs"])
+            for p in elastic.points(directory)
+        ]
+        default = f"E-LTH {spec['source_run']} -> {spec['target']}"
+        return Curve(label or default, "elastic", directory, points)
     config = load_config_of(directory)
     method = registry.get(config.method)
     points = [
@@ -143,7 +155,7 @@ def _fmt(value) -> str:
 
 def plot_comparison(curves: list[Curve], path: str) -> None:
     """Test accuracy vs. weights remaining (log x axis): a line per IMP run, a
-    star per CS ticket."""
+    star per CS ticket, a diamond per elastic ticket (crosses: its controls)."""
     fig, ax = pyplot().subplots(figsize=(8.0, 4.2))
     shown = []
     for curve in curves:
@@ -151,6 +163,11 @@ def plot_comparison(curves: list[Curve], path: str) -> None:
         xs = [100 * p.remaining for p in points]
         if curve.method == "cs":
             ax.plot(xs, [p.accuracy for p in points], "*", ms=14, label=curve.label)
+        elif curve.method == "elastic":  # the ticket a diamond, controls crosses
+            for p in points:
+                marker, name = ("D", "") if p.phase == "ticket" else ("x", p.phase)
+                label = f"{curve.label} {name}".strip()
+                ax.plot([100 * p.remaining], [p.accuracy], marker, ms=9, label=label)
         else:
             ax.plot(xs, [p.accuracy for p in points], "o-", label=curve.label)
         shown += xs

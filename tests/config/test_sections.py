@@ -56,7 +56,14 @@ SHORT_IMP = [
         (
             "baselines=[foo]",
             "'baselines' must be names from "
-            "['random_reinit', 'random_prune', 'shuffle_masks']; got ['foo'].",
+            "['random_reinit', 'random_prune', 'shuffle_masks', 'permute_copies']; "
+            "got ['foo'].",
+        ),
+        (
+            "baselines=[permute_copies]",
+            "'baselines' must be controls a method can train ('permute_copies' "
+            "needs an elastic ticket: keras-lottery elastic --control); got "
+            "['permute_copies'].",
         ),
         (
             "training.duration=0it",
