@@ -34,6 +34,7 @@ from keras import ops
 from keras_lottery import pruning as masks_lib
 from keras_lottery._messages import print_msg
 from keras_lottery.errors import ConfigError, MissingExtraError
+from keras_lottery.guards import check_finite
 from keras_lottery.pruning_schedules import get as get_schedule
 
 
@@ -82,6 +83,10 @@ class GradualPruning(keras.callbacks.Callback):
     "density", "layers": {name: density}}`` with densities of the whole model's
     masked weights and of each layer after the event. Deep-copyable (holds no
     model until ``set_model``), so Keras Tuner can copy it per trial.
+
+    A non-finite loss or weight stops training with
+    :class:`~keras_lottery.errors.DivergenceError` at the end of its epoch (or at
+    the prune step that meets it), instead of pruning nothing.
     """
 
     def __init__(
@@ -127,6 +132,11 @@ class GradualPruning(keras.callbacks.Callback):
         # prune step at 0): idempotent when the masks are already there.
         self._prune_if_due(-1, step, catching_up=True)
         self._last = step
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Pruning NaN kernels already raises; this also stops a run whose loss or
+        # weights went non-finite between prune steps, naming the epoch.
+        check_finite(self.model, "training with GradualPruning", epoch + 1, logs)
 
     def on_train_batch_end(self, batch, logs=None):
         step = optimizer_iterations(self.model)

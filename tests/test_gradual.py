@@ -53,6 +53,28 @@ def _fit(model, callbacks, epochs=3, initial_epoch=0):
     )
 
 
+def _poison(model, layer, weight):
+    (variable,) = [
+        v for v in model.get_layer(layer).weights if v.path.endswith("/" + weight)
+    ]
+    variable.assign(np.full(variable.shape, np.nan, "float32"))
+
+
+@pytest.mark.backend_neutral
+def test_divergence_stops_the_fit_naming_the_epoch():
+    from keras_lottery.errors import DivergenceError
+
+    model = _compiled()
+    _poison(model, "fc2", "bias")  # not pruned: only the epoch end sees it
+    pruning = GradualPruning(ConstantSparsity(0.5, begin_step=100, frequency=1))
+    with pytest.raises(DivergenceError, match="GradualPruning at epoch 1"):
+        _fit(model, [pruning], epochs=3)
+    model = _compiled()
+    _poison(model, "fc1", "kernel")
+    with pytest.raises(DivergenceError, match="'fc1'"):  # at the prune step
+        _fit(model, [GradualPruning(OneShot(0.5, at_step=1))], epochs=1)
+
+
 @pytest.mark.backend_neutral
 def test_exact_counts_at_every_prune_step_with_exclusions_and_overrides():
     model = _compiled()
