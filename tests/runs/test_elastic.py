@@ -68,7 +68,8 @@ def test_elastic_cli_trains_the_stretched_ticket_and_a_control(
 
 @pytest.fixture
 def fake_run(tmp_path):
-    """A run folder with an untrained pruned round 1 (no training: fast)."""
+    """A run folder with an untrained pruned round 1 (no training: fast), made
+    before manifests (no identity.json), so its rounds are read unverified."""
     import keras
 
     from keras_lottery import models, pruning
@@ -98,8 +99,10 @@ def fake_run(tmp_path):
     Ticket.from_model(model, rewind_iterations=2, rewind="2it").save(
         paths.round_ticket(str(directory), 1)
     )
-    record = {"round": 1, "fraction_remaining": 0.5}
-    (directory / "round_001" / "record.json").write_text(json.dumps(record))
+    (directory / "round_000").mkdir()  # rounds before the chosen one must exist
+    for r, remaining in ((0, 1.0), (1, 0.5)):
+        record = {"round": r, "fraction_remaining": remaining}
+        (directory / f"round_{r:03d}" / "record.json").write_text(json.dumps(record))
     return directory
 
 
