@@ -35,7 +35,8 @@ TF_TESTS := TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PYTEST) -m "not 
 JAX_TESTS := XLA_FLAGS=--xla_cpu_multi_thread_eigen=false KERAS_BACKEND=jax $(PYTEST) \
 	-m "backend_neutral and not slow"
 LANE_1_TF := tests/test_cli.py tests/test_examples.py tests/test_benchmarks.py \
-	tests/runs/test_tuning.py tests/drills/test_kill_resume.py
+	tests/runs/test_tuning.py tests/drills/test_kill_resume.py \
+	tests/runs/test_export.py tests/runs/test_elastic.py
 
 test-lane-1: $(STAMP)
 	mkdir -p .pytest-tmp
