@@ -217,14 +217,14 @@ def _check_step_time(entry, model):
 
 
 def test_the_device_check_times_masked_and_plain_without_tensorflow(tmp_path):
-    """The tiny CPU rehearsal of benchmarks/device/device_check.py (Conv-2 timed
+    """The tiny CPU rehearsal of benchmarks/device/device_check.py (LeNet-300-100 timed
     in place of the ResNets, no drivers: the slow test below runs those)."""
     out = tmp_path / "check.json"
     command = [
         sys.executable,
         os.path.join(DEVICE, "device_check.py"),
         "--tiny",
-        "--tiny-model=conv2",
+        "--tiny-model=lenet_300_100",
         "--models",
         "resnet20",
         "--drivers",
@@ -240,7 +240,7 @@ def test_the_device_check_times_masked_and_plain_without_tensorflow(tmp_path):
     assert check["versions"]["backend"] == "jax"
     assert check["versions"]["tensorflow_importable"] is False
     assert check["device"]["platform"] == "cpu"
-    _check_step_time(check["step_time"]["resnet20"], "conv2")
+    _check_step_time(check["step_time"]["resnet20"], "lenet_300_100")
     assert check["drivers"] == {} and "resnet50" not in check["step_time"]
 
 
