@@ -170,3 +170,105 @@ def test_the_elastic_study_summarizes_imp_rounds_and_elastic_arms(tmp_path):
     }
     script = os.path.join(DEVICE, "elastic_study.sh")
     assert subprocess.run(["bash", "-n", script]).returncode == 0
+
+
+def _fake_cifar(path, n_train=64, n_test=16):
+    rng = np.random.default_rng(0)
+    np.savez(
+        path,
+        x_train=rng.integers(0, 255, (n_train, 32, 32, 3)).astype("uint8"),
+        y_train=rng.integers(0, 10, n_train).astype("uint8"),
+        x_test=rng.integers(0, 255, (n_test, 32, 32, 3)).astype("uint8"),
+        y_test=rng.integers(0, 10, n_test).astype("uint8"),
+    )
+
+
+def _no_tensorflow_env(tmp_path):
+    """JAX on CPU with TensorFlow hidden, as on the device machine."""
+    (tmp_path / "sitecustomize.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            class _NoTensorFlow:
+                def find_spec(self, name, path=None, target=None):
+                    if name.split(".")[0] in ("tensorflow", "tensorboard"):
+                        raise ModuleNotFoundError(f"No module named {name!r}")
+
+            sys.meta_path.insert(0, _NoTensorFlow())
+            """
+        )
+    )
+    return dict(
+        os.environ,
+        KERAS_BACKEND="jax",
+        XLA_FLAGS="--xla_cpu_multi_thread_eigen=false",
+        PYTHONPATH=f"{tmp_path}:{ROOT}",
+        PATH=f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}",
+    )
+
+
+def _check_step_time(entry, model):
+    assert entry["model"] == model and entry["policy"] == "mixed_bfloat16"
+    assert entry["jit_compile"] is True and entry["repeats"] == 2
+    assert set(entry["ms_per_step"]) == {"plain", "plain_repeat", "masked"}
+    assert all(v > 0 for v in entry["ms_per_step"].values())
+    assert entry["ratio_masked_over_plain"] > 0 and entry["noise_ratio"] > 0
+
+
+def test_the_device_check_times_masked_and_plain_without_tensorflow(tmp_path):
+    """The tiny CPU rehearsal of benchmarks/device/device_check.py (LeNet-300-100 timed
+    in place of the ResNets, no drivers: the slow test below runs those)."""
+    out = tmp_path / "check.json"
+    command = [
+        sys.executable,
+        os.path.join(DEVICE, "device_check.py"),
+        "--tiny",
+        "--tiny-model=lenet_300_100",
+        "--models",
+        "resnet20",
+        "--drivers",
+        f"--json={out}",
+        f"--runs={tmp_path / 'runs'}",
+    ]
+    result = subprocess.run(
+        command, env=_no_tensorflow_env(tmp_path), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    check = json.loads(out.read_text())
+    assert check["errors"] == {}, check["errors"]
+    assert check["versions"]["backend"] == "jax"
+    assert check["versions"]["tensorflow_importable"] is False
+    assert check["device"]["platform"] == "cpu"
+    _check_step_time(check["step_time"]["resnet20"], "lenet_300_100")
+    assert check["drivers"] == {} and "resnet50" not in check["step_time"]
+
+
+@pytest.mark.slow
+def test_the_device_check_script_rehearses_every_section_on_cpu(tmp_path):
+    """benchmarks/device_check.sh end to end with TINY=1: both ResNets timed at
+    tiny sizes, one IMP round and one CS search round (about 2.5 min on CPU)."""
+    _fake_cifar(tmp_path / "cifar.npz")
+    env = _no_tensorflow_env(tmp_path)
+    env.update(
+        TINY="1",
+        INSTALL_WHEELS="0",
+        OUT=str(tmp_path / "out"),
+        DATA=str(tmp_path / "cifar.npz"),
+    )
+    script = os.path.join(ROOT, "benchmarks", "device_check.sh")
+    result = subprocess.run(
+        ["bash", script], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    check = json.loads((tmp_path / "out" / "device_check.json").read_text())
+    assert check["errors"] == {}, check["errors"]
+    _check_step_time(check["step_time"]["resnet20"], "cifar_resnet_20")
+    _check_step_time(check["step_time"]["resnet50"], "resnet50")
+    imp = check["drivers"]["imp"]
+    assert [r["phase"] for r in imp["records"]] == ["round_000", "round_001"]
+    assert imp["records"][1]["fraction_remaining"] == pytest.approx(0.8, abs=1e-3)
+    assert [r["phase"] for r in check["drivers"]["cs"]["records"]] == [
+        "search_000",
+        "ticket",
+    ]
