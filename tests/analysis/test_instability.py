@@ -132,6 +132,7 @@ def test_copies_with_the_same_seed_have_zero_instability():
     assert curve.barrier("train") == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.slow  # 25 s in the suite: copies trained twice
 def test_instability_with_a_cache_resumes_without_retraining(
     tmp_path, monkeypatch, capsys
 ):

@@ -121,6 +121,7 @@ def test_resnet_bottleneck_blocks_and_flags():
     assert "output" not in models.pruning_scope(model, "convs")
 
 
+@pytest.mark.slow  # 35 s in the suite: two ImageNet ResNets built
 def test_resnet18_and_26_block_counts():
     arch = models.describe(models.get("resnet18", width=8, input_shape=(32, 32, 3)))
     assert [len(s.blocks) for s in arch.stages] == [2, 2, 2, 2]
