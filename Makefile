@@ -36,7 +36,7 @@ JAX_TESTS := XLA_FLAGS=--xla_cpu_multi_thread_eigen=false KERAS_BACKEND=jax $(PY
 	-m "backend_neutral and not slow"
 LANE_1_TF := tests/test_cli.py tests/test_examples.py tests/test_benchmarks.py \
 	tests/runs/test_tuning.py tests/drills/test_kill_resume.py \
-	tests/runs/test_export.py tests/runs/test_elastic.py tests/test_jax_distribution.py
+	tests/runs/test_elastic.py
 
 test-lane-1: $(STAMP)
 	mkdir -p .pytest-tmp

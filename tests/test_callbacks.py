@@ -226,6 +226,7 @@ def test_sparsity_monitor_logs_remaining_share_and_temperature():
     assert history.history["mask_remaining"][-1] == remaining_fraction(soft)
 
 
+@pytest.mark.slow  # 23 s in the suite; tests/test_guards.py covers the guards
 def test_non_finite_logits_stop_training_naming_the_layer():
     soft = soft_convnet()
     x, y = images(16)

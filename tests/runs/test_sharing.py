@@ -20,6 +20,7 @@ def _json(path):
         return json.load(handle)
 
 
+@pytest.mark.slow  # 7 s alone, over 60 s in a loaded suite: three CS runs
 def test_cs_search_is_shared_across_target_sparsities(cs_mlp_config, tmp_path):
     donor = runner.run(load_config(cs_mlp_config), out=str(tmp_path / "a"), verbose=0)
     config = load_config(cs_mlp_config, ["cs.target_sparsity=0.5"])
