@@ -24,9 +24,9 @@ demo: $(STAMP)
 # a few end-to-end TensorFlow files (LANE_1_TF) and the lanes end close together.
 # Each lane's output is printed when it finishes. Tests over 20 s are marked slow
 # and run by `make test-slow`. Measured on this 2-core machine from a fresh clone,
-# nothing else running (2026-11-29, after issues 15/17/18/20): `bash .ci/run`
-# 8 min 14 s including the venv install; lane 1 = JAX 455 passed in 5:27, then 45 TF
-# tests in 1:20; lane 2 = 788 TF tests in 6:45.
+# nothing else running (2026-11-30): `bash .ci/run` 8 min 32 s including the venv
+# install; lane 1 = JAX 453 passed in 5:02, then 39 TF tests in 1:35; lane 2 = 794
+# TF tests in 7:01. The same commit's runs varied by up to 1.5 min on this machine.
 test: lint
 	$(MAKE) --no-print-directory --output-sync=target -j2 test-lane-1 test-lane-2
 
