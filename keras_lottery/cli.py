@@ -27,7 +27,7 @@ import sys
 # Only modules that do not import Keras/TensorFlow at the top: `--help` and
 # `--version` answer at once; each command imports what it needs when it runs.
 from keras_lottery import __version__, paths
-from keras_lottery.errors import LotteryError
+from keras_lottery.errors import ConfigError, LotteryError
 
 
 def demo_config():
@@ -160,9 +160,11 @@ def _add_branches(sub) -> None:
         "instability",
         help="instability (linear mode connectivity) of a saved round (resumable)",
     )
-    ins_p.add_argument("run_dir", help="an IMP run folder")
+    ins_p.add_argument("run_dir", help="an IMP run folder or an elastic run folder")
     ins_p.add_argument(
-        "--round", type=int, required=True, help="round (0 = the dense network)"
+        "--round",
+        type=int,
+        help="round (0 = the dense network); IMP run folders only",
     )
     _stability_flags(ins_p)
     _wait_flag(ins_p)
@@ -384,9 +386,32 @@ def _flag_overrides(args) -> list[str]:
 
 def _instability(args) -> int:
     from keras_lottery.analysis import InstabilityResult
+    from keras_lottery.runs import elastic as elastic_runs
     from keras_lottery.runs.branches import run_instability
     from keras_lottery.runs.report import write_report
 
+    if elastic_runs.is_elastic_run(args.run_dir):
+        if args.round is not None:
+            raise ConfigError(
+                f"{args.run_dir} is an elastic run folder (one ticket): leave out "
+                "--round."
+            )
+        summary = elastic_runs.run_elastic_instability(
+            args.run_dir, _flag_overrides(args), wait=args.wait
+        )
+        elastic_runs.write_elastic_report(args.run_dir)
+        directory = paths.elastic_instability_dir(args.run_dir)
+        print(
+            f"\n{InstabilityResult.from_dict(summary).summary()}\n\n"
+            f"results: {directory}/instability.json\nplot: "
+            f"{directory}/instability.png\nreport: {args.run_dir}/report.txt"
+        )
+        return 0
+    if args.round is None:
+        raise ConfigError(
+            f"Give --round for the IMP run folder {args.run_dir} (0 = the dense "
+            "network)."
+        )
     summary = run_instability(
         args.run_dir, args.round, _flag_overrides(args), wait=args.wait
     )

@@ -24,6 +24,7 @@ An elastic run folder ``<out>/elastic_<hash>/`` (``keras-lottery elastic``)::
 
     elastic.json, ticket.npz         the request; the transformed ticket
     arms/<arm>/record.json           the trained ticket and each control
+    instability/                     instability.json, instability.png, copies/
     report.txt, result.json          result.json last
 
 Sweep folders ``sweep_<hash>/`` hold ``sweep.yaml``, ``logs/``, ``sweep.json``,
@@ -210,6 +211,22 @@ def elastic_arm_record(directory: str, arm: str) -> str:
 
 def all_elastic_arm_records(directory: str) -> list[str]:
     return sorted(glob.glob(os.path.join(directory, "arms", "*", "record.json")))
+
+
+def elastic_instability_dir(directory: str) -> str:
+    return os.path.join(directory, "instability")
+
+
+def elastic_instability_json(directory: str) -> str:
+    return os.path.join(elastic_instability_dir(directory), "instability.json")
+
+
+def elastic_instability_plot(directory: str) -> str:
+    return os.path.join(elastic_instability_dir(directory), "instability.png")
+
+
+def elastic_instability_copies(directory: str) -> str:
+    return os.path.join(elastic_instability_dir(directory), "copies")
 
 
 # ------------------------------------------------------------------ sweeps

@@ -8,6 +8,7 @@ hash covers the source run, round, target, block map and seed)::
     elastic.json                  the request (written first)
     ticket.npz                    the transformed ticket
     arms/<arm>/record.json        one per trained arm: ``ticket`` and controls
+    instability/                  ``keras-lottery instability`` of the ticket
     report.txt                    keras-lottery report
     result.json                   written last, when every requested arm is done
 
@@ -19,6 +20,7 @@ Example:
 >>> directory = run_elastic("runs/imp_3f2a9c1d0b7e", round=5,
 ...                         target="cifar_resnet_32", controls=["permute_copies"])
 >>> print(write_elastic_report(directory))
+>>> run_elastic_instability(directory, pairs=2)["summary"]["test"]["mean"]
 """
 
 from __future__ import annotations
@@ -31,14 +33,23 @@ from collections.abc import Callable, Iterable
 
 import keras
 
+from keras_lottery import analysis, elastic, paths, pruning
 from keras_lottery import controls as control_registry
-from keras_lottery import elastic, paths, pruning
-from keras_lottery._io import atomic_write_json, atomic_write_text
+from keras_lottery._io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    remove_leftover_temps,
+)
 from keras_lottery._messages import print_msg
 from keras_lottery.config import RunConfig
+from keras_lottery.config.parsing import apply_overrides, from_dict
 from keras_lottery.errors import ConfigError
+from keras_lottery.manifest import record_bytes, write_manifest
 from keras_lottery.recipes import Recipe
+from keras_lottery.runs import plots
 from keras_lottery.runs.branches import load_round
+from keras_lottery.runs.locking import run_folder_lock
 from keras_lottery.ticket import Ticket
 from keras_lottery.training import metric_of, train_from_step
 
@@ -195,6 +206,78 @@ def _train_arm(directory, arm, ticket, recipe, start, source_config, spec, verbo
         )
 
 
+# ----------------------------------------------------------------- instability
+
+
+def run_elastic_instability(
+    directory: str,
+    overrides: Iterable[str] = (),
+    verbose: int = 1,
+    wait: bool = False,
+    recipe_factory: Callable[[RunConfig], Recipe] = Recipe,
+    **settings,
+) -> dict:
+    """Instability of an elastic run's transformed ticket at its rewind step
+    (the source's ``k``), with the target recipe; resumable like
+    :func:`keras_lottery.runs.branches.run_instability`.
+
+    ``settings`` (``pairs``, ``points``, ...) and ``overrides``
+    (``"stability.points=11"``, only ``stability.*``) replace the target
+    config's ``stability`` section. Writes ``instability/{instability.json,
+    instability.png}`` and keeps each trained copy under ``instability/copies/``.
+
+    >>> run_elastic_instability("runs/elastic_0c1d2e3f4a5b", pairs=1)["summary"]
+    """
+    spec = _read_spec(directory)
+    overrides = list(overrides)
+    bad = [o for o in overrides if not o.strip().startswith("stability.")]
+    if bad:
+        raise ConfigError(
+            "Only stability.* settings can be overridden for an elastic run (its "
+            f"recipe is the source run's); got {bad}."
+        )
+    config = from_dict(apply_overrides(dict(spec["config"]), overrides))
+    with run_folder_lock(directory, wait=wait):
+        remove_leftover_temps(directory)
+        ticket = Ticket.load(paths.elastic_ticket(directory))
+        start = int(ticket.metadata.get("rewind_iterations", 0) or 0)
+        fraction = 1.0 - ticket.sparsity
+        if verbose:
+            print_msg(
+                f"[keras_lottery] instability of the elastic ticket {spec['target']} "
+                f"({100 * fraction:.2f}% weights remaining) from step {start} of "
+                f"{directory}"
+            )
+        result = analysis.instability(
+            ticket,
+            recipe_factory(config),
+            start_step=start,
+            settings=analysis.settings_with(config.stability, settings),
+            cache_dir=paths.elastic_instability_copies(directory),
+            verbose=verbose,
+        )
+        summary = {
+            "run_dir": os.path.abspath(directory),
+            "target": spec["target"],
+            "map": spec["map"],
+            "fraction_remaining": fraction,
+            "rewind": ticket.metadata.get("rewind"),
+            **result.to_dict(),
+        }
+        data = record_bytes(summary)
+        write_manifest(
+            paths.elastic_instability_dir(directory), [], {"instability.json": data}
+        )
+        atomic_write_bytes(paths.elastic_instability_json(directory), data)
+        plots.plot_instability(
+            summary,
+            paths.elastic_instability_plot(directory),
+            title=f"elastic {spec['target']}, {100 * fraction:.1f}% weights, "
+            f"k = {summary['rewind']}",
+        )
+    return summary
+
+
 # ----------------------------------------------------------------- reading
 
 
@@ -215,13 +298,7 @@ def arm_records(directory: str) -> dict[str, dict]:
 def summarize(directory: str, metric: str = "accuracy") -> dict:
     """The request and, per finished arm, weights remaining, ``metric`` and
     epochs trained (from ``k``)."""
-    if not is_elastic_run(directory):
-        raise FileNotFoundError(
-            f"{directory} is not an elastic run folder (no "
-            f"{os.path.basename(paths.elastic_spec(directory))})."
-        )
-    with open(paths.elastic_spec(directory)) as handle:
-        spec = json.load(handle)
+    spec = _read_spec(directory)
     arms = {}
     for arm, record in arm_records(directory).items():
         training = record["training"]
@@ -232,7 +309,23 @@ def summarize(directory: str, metric: str = "accuracy") -> dict:
             "epochs": steps / max(1, record.get("steps_per_epoch") or 1),
             "wall_time": training.get("wall_time"),
         }
-    return {"spec": {k: v for k, v in spec.items() if k != "config"}, "arms": arms}
+    result = {"spec": {k: v for k, v in spec.items() if k != "config"}, "arms": arms}
+    path = paths.elastic_instability_json(directory)
+    if os.path.exists(path):
+        with open(path) as handle:
+            instability = json.load(handle)
+        result["instability"] = instability["summary"]
+    return result
+
+
+def _read_spec(directory: str) -> dict:
+    if not is_elastic_run(directory):
+        raise FileNotFoundError(
+            f"{directory} is not an elastic run folder (no "
+            f"{os.path.basename(paths.elastic_spec(directory))})."
+        )
+    with open(paths.elastic_spec(directory)) as handle:
+        return json.load(handle)
 
 
 def format_table(result: dict, metric: str = "accuracy") -> str:
@@ -249,6 +342,12 @@ def format_table(result: dict, metric: str = "accuracy") -> str:
         lines.append(
             f"{arm:<18}{100 * row['fraction_remaining']:>9.2f}%{shown:>12}"
             f"{row['epochs']:>9.1f}"
+        )
+    for split, stats in (result.get("instability") or {}).items():
+        verdict = "stable" if stats["stable"] else "unstable"
+        lines.append(
+            f"instability of the ticket at k ({split}): {100 * stats['mean']:.2f} "
+            f"± {100 * stats['std']:.2f} pp -> {verdict}"
         )
     return "\n".join(lines)
 

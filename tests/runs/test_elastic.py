@@ -193,3 +193,21 @@ def test_elastic_trains_from_k_and_resumes(fake_run, tmp_path, capsys):
     assert again == directory  # same request, same folder; nothing retrained
     assert "skipping ticket" in capsys.readouterr().out
     assert open(paths.elastic_arm_record(directory, "ticket")).read() == first
+
+    # the transformed ticket's instability at k, by the same command as IMP's
+    args = ["instability", directory, "--pairs", "1", "--points", "3"]
+    assert cli.main(args + ["--round", "1"]) == 2  # one ticket: no rounds
+    assert "leave out --round" in capsys.readouterr().err
+    assert cli.main(["instability", str(fake_run)]) == 2
+    assert "Give --round" in capsys.readouterr().err
+    assert cli.main(args) == 0
+    summary = json.loads(open(paths.elastic_instability_json(directory)).read())
+    assert summary["start_step"] == 2 and len(summary["pairs"]) == 1
+    assert summary["target"] == "cifar_resnet_20" and summary["map"] == "0:0;1:1,2"
+    assert len(summary["mean_curves"]["test"]["alphas"]) == 3
+    report = open(paths.report(directory)).read()
+    assert "instability of the ticket at k (test)" in report
+    assert elastic_runs.summarize(directory)["instability"]["test"]["stable"] in (
+        True,
+        False,
+    )
