@@ -4,7 +4,9 @@
 # leaves 20% of the weights) on ResNet-20 and ResNet-32, then ResNet-20's ticket
 # stretched to ResNet-32 (controls random_prune, permute_copies) and ResNet-32's squeezed
 # to ResNet-20 (control random_prune). Every phase is DURATION with lr x0.1 at
-# MILESTONES, rewinding to epoch 1; the recipe is configs/resnet20_cifar10_subset.yaml.
+# MILESTONES after a linear warm-up of WARMUP (ResNet-32 diverges in its first epoch at
+# lr 0.1 without one), rewinding to epoch 1; otherwise the recipe of
+# configs/resnet20_cifar10_subset.yaml.
 #   bash benchmarks/elastic_cpu_study.sh           # run folders under $STUDY
 #   python benchmarks/device/elastic_study.py summarize $STUDY > summary.json
 # Chains: A = ResNet-20 IMP (all seeds), 32->20 (all seeds), 20->32 (last seed);
@@ -13,6 +15,7 @@ set -u
 STUDY=${STUDY:-/tmp/elastic_cpu_study}
 DURATION=${DURATION:-8ep}
 MILESTONES=${MILESTONES:-[5ep, 7ep]}
+WARMUP=${WARMUP:-1ep}
 ROUNDS=${ROUNDS:-1}
 FRACTION=${FRACTION:-0.8}
 SEEDS=${SEEDS:-0 1 2}
@@ -23,17 +26,16 @@ export PYTHONUNBUFFERED=1
 mkdir -p "$STUDY/imp" "$STUDY/elastic" "$STUDY/logs"
 last_seed=${SEEDS##* }
 
+common=(--set "training.duration=$DURATION" --set "training.milestones=$MILESTONES"
+        --set "training.warmup=$WARMUP" --set "pruning.rounds=$ROUNDS"
+        --set "pruning.fraction=$FRACTION")
 imp() {  # model seed
   $CLI run "$CONFIG" --out "$STUDY/imp" --wait --set "model.name=$1" --set "seed=$2" \
-    --set "training.duration=$DURATION" --set "training.milestones=$MILESTONES" \
-    --set "pruning.rounds=$ROUNDS" --set "pruning.fraction=$FRACTION" \
-    >> "$STUDY/logs/imp_$1_seed$2.log" 2>&1
+    "${common[@]}" >> "$STUDY/logs/imp_$1_seed$2.log" 2>&1
 }
 run_of() {  # model seed -> the IMP run folder
   $CLI run "$CONFIG" --out "$STUDY/imp" --print-config --set "model.name=$1" \
-    --set "seed=$2" --set "training.duration=$DURATION" \
-    --set "training.milestones=$MILESTONES" --set "pruning.rounds=$ROUNDS" \
-    --set "pruning.fraction=$FRACTION" 2>/dev/null | sed -n 's/^# run folder: //p'
+    --set "seed=$2" "${common[@]}" 2>/dev/null | sed -n 's/^# run folder: //p'
 }
 wait_for() {  # model seed: until its last round is finished
   local record
