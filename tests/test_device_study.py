@@ -172,6 +172,56 @@ def test_the_elastic_study_summarizes_imp_rounds_and_elastic_arms(tmp_path):
     assert subprocess.run(["bash", "-n", script]).returncode == 0
 
 
+def test_the_elastic_study_table_pairs_arms_with_the_target_imp_ticket():
+    sys.path.insert(0, DEVICE)
+    try:
+        import elastic_study
+    finally:
+        sys.path.remove(DEVICE)
+
+    def rounds(dense, ticket):
+        return [
+            {
+                "round": 0,
+                "remaining": 1.0,
+                "test_accuracy": dense,
+                "epochs": 8,
+                "wall_time": 100.0,
+            },
+            {
+                "round": 1,
+                "remaining": 0.2,
+                "test_accuracy": ticket,
+                "epochs": 7,
+                "wall_time": 90.0,
+            },
+        ]
+
+    summary = {
+        "imp": [
+            {"model": "r20", "seed": 0, "rounds": rounds(0.60, 0.62)},
+            {"model": "r32", "seed": 0, "rounds": rounds(0.70, 0.66)},
+            {"model": "r32", "seed": 1, "rounds": rounds(0.72, 0.70)},
+        ],
+        "elastic": [
+            {
+                "source_model": "r20",
+                "target": "r32",
+                "seed": seed,
+                "arms": {"ticket": {"remaining": 0.2, "test_accuracy": acc}},
+            }
+            for seed, acc in ((0, 0.69), (1, 0.69))
+        ],
+    }
+    lines = elastic_study.table(summary).splitlines()
+    assert lines[0] == "### r20 -> r32"
+    assert "| E-LTH ticket | 20.0% | 69.0 ± 0.0 (n=2) | +1.0 [-1.0, +3.0] |" in lines
+    assert "| target dense | 100.0% | 71.0 ± 1.4 (n=2) | +3.0 [+2.0, +4.0] |" in lines
+    assert "| target IMP ticket | 20.0% | 68.0 ± 2.8 (n=2) |  |" in lines
+    assert "| IMP on the target | 8 on r32 | 100 |" in lines
+    assert "| E-LTH (the source's IMP) | 8 on r20 | 100 |" in lines
+
+
 def _fake_cifar(path, n_train=64, n_test=16):
     rng = np.random.default_rng(0)
     np.savez(

@@ -11,6 +11,7 @@ controls. ``summarize`` gathers every arm into one JSON.
         --imp-runs runs/imp --model cifar_resnet_20 --seed 0 --round 3 \\
         --to cifar_resnet_32 --control random_prune --out runs/elastic
     python benchmarks/device/elastic_study.py summarize runs > summary.json
+    python benchmarks/device/elastic_study.py table summary.json
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import glob
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -144,6 +146,90 @@ def summarize(study_dir: str) -> dict:
     return {"imp": imp, "elastic": elastic}
 
 
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    spread = f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else ""
+    return f"{100 * statistics.mean(values):.1f}{spread} (n={len(values)})"
+
+
+def _paired(arm: dict, base: dict) -> str:
+    seeds = sorted(set(arm) & set(base))
+    diffs = [arm[s] - base[s] for s in seeds]
+    if not diffs:
+        return "-"
+    low, high = 100 * min(diffs), 100 * max(diffs)
+    return f"{100 * statistics.mean(diffs):+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def table(summary: dict) -> str:
+    """Markdown tables of a study summary, one per direction (source -> target):
+    each arm's test accuracy (mean ± std over seeds, %) next to the target's
+    dense network and its own IMP ticket, paired differences against that
+    ticket, and the cost of the target's mask (epochs and wall time of the
+    IMP rounds that produce it) by IMP on the target vs by E-LTH."""
+    imp = {(run["model"], run["seed"]): run for run in summary["imp"]}
+    directions = sorted({(e["source_model"], e["target"]) for e in summary["elastic"]})
+    out = []
+    for source, target in directions:
+        rows: dict[str, dict[int, float]] = {}
+        remaining: dict[str, list[float]] = {}
+        cost = {"IMP on the target": [], "E-LTH (the source's IMP)": []}
+
+        def add(name, seed, accuracy, fraction, rows=rows, remaining=remaining):
+            if accuracy is not None:
+                rows.setdefault(name, {})[seed] = accuracy
+                remaining.setdefault(name, []).append(fraction)
+
+        for entry in summary["elastic"]:
+            if (entry["source_model"], entry["target"]) != (source, target):
+                continue
+            seed = entry["seed"]
+            for arm, row in entry["arms"].items():
+                name = "E-LTH ticket" if arm == "ticket" else f"E-LTH {arm}"
+                add(name, seed, row["test_accuracy"], row["remaining"])
+        for (model, seed), run in sorted(imp.items()):
+            rounds = run["rounds"]
+            if model == target and rounds:
+                add("target dense", seed, rounds[0]["test_accuracy"], 1.0)
+                if len(rounds) > 1:
+                    last = rounds[-1]
+                    add(
+                        "target IMP ticket",
+                        seed,
+                        last["test_accuracy"],
+                        last["remaining"],
+                    )
+                    cost["IMP on the target"].append(rounds[:-1])
+            if model == source and len(rounds) > 1:
+                cost["E-LTH (the source's IMP)"].append(rounds[:-1])
+        base = rows.get("target IMP ticket", {})
+        out += [
+            f"### {source} -> {target}",
+            "",
+            "| arm | weights remaining | test accuracy % | minus target IMP ticket, "
+            "pp (paired) [range] |",
+            "|---|---|---|---|",
+        ]
+        for name, by_seed in rows.items():
+            fraction = statistics.mean(remaining[name])
+            paired = "" if name == "target IMP ticket" else _paired(by_seed, base)
+            out.append(
+                f"| {name} | {100 * fraction:.1f}% | "
+                f"{_mean_std(list(by_seed.values()))} | {paired} |"
+            )
+        out += ["", "| mask of the target ticket by | epochs | wall time (s) |"]
+        out.append("|---|---|---|")
+        for name, runs in cost.items():
+            if runs:
+                epochs = statistics.mean(sum(r["epochs"] for r in rs) for rs in runs)
+                wall = statistics.mean(sum(r["wall_time"] for r in rs) for rs in runs)
+                where = target if name.startswith("IMP") else source
+                out.append(f"| {name} | {epochs:.0f} on {where} | {wall:.0f} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,9 +246,14 @@ def main(argv=None) -> None:
     el.add_argument("--out", required=True)
     su = sub.add_parser("summarize", help="JSON of a study folder")
     su.add_argument("study_dir", help="holds imp/ and elastic/")
+    ta = sub.add_parser("table", help="markdown tables of a summary JSON")
+    ta.add_argument("summary", help="summarize's output")
     args = parser.parse_args(argv)
     if args.command == "elastic":
         run(args)
+    elif args.command == "table":
+        with open(args.summary) as handle:
+            print(table(json.load(handle)))
     else:
         print(json.dumps(summarize(args.study_dir), indent=1))
 
