@@ -21,10 +21,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_lottery.conversion import check_graph_model, clone_with_weights, copy_of
+from keras_lottery.conversion import check_graph_model
 from keras_lottery.errors import ConfigError
 from keras_lottery.layers._base import PACKAGE
 from keras_lottery.models.registry import copy_architecture
+from keras_lottery.tweaks._clone import copy_weights_by_name, named_inputs
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE, name="pswish")
@@ -73,10 +74,9 @@ def with_soft_activations(model, activation: str = "swish") -> keras.Model:
     subclassed model raises :class:`~keras_lottery.errors.ConfigError`, as does an
     ``activation`` outside :data:`SOFT_ACTIVATIONS`. ReLU layers become
     ``Activation`` layers of the same name; layers with ``activation="relu"``
-    get the new function. Weights and masks are copied, compile settings too
-    (when ``model`` is compiled), and a registry model's
-    topology (:func:`keras_lottery.models.describe`) carries over. ReLU6 and
-    leaky ReLUs are left alone (they are not ReLUs in
+    get the new function. Weights and masks are copied, and a registry model's
+    topology (:func:`keras_lottery.models.describe`) carries over; the copy is
+    not compiled. ReLU6 and leaky ReLUs are left alone (they are not ReLUs in
     ToST's sense: it replaces ``nn.ReLU`` only).
 
     Example:
@@ -101,7 +101,10 @@ def with_soft_activations(model, activation: str = "swish") -> keras.Model:
             config["activation"] = keras.activations.serialize(function)
         return type(layer).from_config(config)
 
-    copy = clone_with_weights(model, clone, _copy_all)
+    copy = keras.models.clone_model(
+        model, input_tensors=named_inputs(model), clone_function=clone, recursive=True
+    )
+    copy_weights_by_name(model, copy)
     return copy_architecture(model, copy)
 
 
@@ -113,8 +116,3 @@ def _is_plain_relu_layer(layer) -> bool:
         and float(layer.negative_slope) == 0.0
         and float(layer.threshold) == 0.0
     )
-
-
-def _copy_all(source, target) -> None:
-    for src, dst in zip(source.weights, target.weights, strict=True):
-        dst.assign(copy_of(src))

@@ -35,11 +35,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_lottery.conversion import check_graph_model, copy_of
+from keras_lottery.conversion import check_graph_model
 from keras_lottery.errors import ConfigError
 from keras_lottery.layers._base import PACKAGE
 from keras_lottery.models._common import batch_norm
 from keras_lottery.models.registry import copy_architecture, describe
+from keras_lottery.tweaks._clone import copy_weights_by_name, named_inputs
 
 #: Name of the shared :class:`SkipScale` layer holding alpha.
 ALPHA_LAYER = "extra_skip_alpha"
@@ -119,13 +120,11 @@ def add_extra_skips(model, alpha: float = 1.0) -> keras.Model:
         raise ConfigError(f"{model.name!r} already has extra skip paths.")
     blocks = _basic_blocks(model)
     copy = keras.models.clone_model(
-        model, call_function=_Rewire(model, blocks, SkipScale(alpha, name=ALPHA_LAYER))
+        model,
+        input_tensors=named_inputs(model),
+        call_function=_Rewire(model, blocks, SkipScale(alpha, name=ALPHA_LAYER)),
     )
-    for layer in model.layers:
-        if layer.weights:
-            target = copy.get_layer(layer.name)
-            for src, dst in zip(layer.weights, target.weights, strict=True):
-                dst.assign(copy_of(src))
+    copy_weights_by_name(model, copy)
     return copy_architecture(model, copy)
 
 
