@@ -22,7 +22,7 @@ Example:
 >>> model = keras_lottery.models.get("cifar_resnet_20", classifier_activation=None)
 >>> skip = add_extra_skips(model)
 >>> extra_skip_parameters(skip)
-12480
+12481
 >>> skip.fit(x, y, callbacks=[ExtraSkipFade(lambda epoch: max(0.0, 1 - epoch / 10))])
 """
 
@@ -141,12 +141,15 @@ def extra_skip_layers(model) -> list[str]:
 def extra_skip_parameters(model) -> int:
     """Parameters of the extra skip paths, counted as
     :func:`keras_lottery.models.count_parameters` counts (kernels, gamma and
-    beta; no BN moving statistics). They are dense and outside every sparsity
-    count of the library (only masked layers are counted there).
+    beta, no BN moving statistics, plus the shared alpha), so that
+    ``count_parameters`` of the copy is the original's plus this. They are dense
+    and outside every sparsity count of the library (only masked layers are
+    counted there).
 
-    >>> extra_skip_parameters(add_extra_skips(cifar_resnet_20))
+    >>> extra_skip_parameters(add_extra_skips(models.get("cifar_resnet_20")))
+    12481
     """
-    total = 0
+    total = 1 if extra_skip_layers(model) else 0  # alpha
     for name in extra_skip_layers(model):
         layer = model.get_layer(name)
         moving = (
