@@ -108,7 +108,7 @@ def lrsi_rescale(
     settings = _Settings(
         iterations, eta, learning_rate, min_scale, bias_min_scale, clip, grad_norm_bound
     )
-    problem = _Problem(model, loss, eta)
+    problem = _Problem(model, loss, eta, compiled=_worth_compiling(iterations))
     batches = _batches(data, batch_size, seed)
     scales = _optimize(problem, batches, settings)
     problem.apply(scales)
@@ -126,7 +126,7 @@ def lrsi_objective(model, x, y, *, eta: float = 0.1, loss=None) -> float:
 
     >>> before = lrsi_objective(model, x[:64], y[:64])
     """
-    problem = _Problem(model, loss, eta)
+    problem = _Problem(model, loss, eta, compiled=_worth_compiling(1))
     x, y = _as_batch((x, y))
     ones = np.ones(len(problem.variables), "float32")
     _, _, unit = problem.first(ones, x, y)
@@ -177,7 +177,7 @@ class _Problem:
     ``objective``: ``L(scaled - eta * unit) / eta`` and its gradient.
     """
 
-    def __init__(self, model, loss, eta: float):
+    def __init__(self, model, loss, eta: float, compiled: bool = True):
         if not model.built:
             raise ConfigError("lrsi_rescale needs a built model (call it once).")
         self.model = model
@@ -194,7 +194,7 @@ class _Problem:
         self.active = np.array([np.any(v != 0) for v in self.initial])
         self.is_bias = np.array([_short_name(v) in _BIASES for v in self.variables])
         self.loss = loss or _default_loss(model)
-        self.first, self.constraint, self.objective = _compile(self)
+        self.first, self.constraint, self.objective = _compile(self, compiled)
 
     def loss_at(self, values, x, y):
         """The loss with ``values`` in place of the scaled tensors."""
@@ -264,8 +264,9 @@ def _unit(grads):
     return norm, [ops.divide(g, safe) for g in grads]
 
 
-def _compile(problem: _Problem):
-    """The three functions of :class:`_Problem` for the current backend."""
+def _compile(problem: _Problem, compiled: bool):
+    """The three functions of :class:`_Problem` for the current backend
+    (``tf.function``/``jax.jit``-compiled if ``compiled``)."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -301,7 +302,15 @@ def _compile(problem: _Problem):
 
     constraint = value_and_grad(gradient_norm)
     objective = value_and_grad(stepped_loss)
+    if not compiled:
+        return first, constraint, objective
     return jit(first), jit(constraint), jit(objective)
+
+
+def _worth_compiling(iterations: int) -> bool:
+    """JAX runs op by op very slowly, so it always compiles; TensorFlow's
+    tracing (about 2 s for a tiny model) pays off from about 20 iterations."""
+    return keras.backend.backend() == "jax" or iterations >= 20
 
 
 def _tf_value_and_grad(fn):
