@@ -22,7 +22,7 @@ Example:
 >>> model = keras_lottery.models.get("cifar_resnet_20", classifier_activation=None)
 >>> skip = add_extra_skips(model)
 >>> extra_skip_parameters(skip)
-12481
+31041
 >>> skip.fit(x, y, callbacks=[ExtraSkipFade(lambda epoch: max(0.0, 1 - epoch / 10))])
 """
 
@@ -103,8 +103,8 @@ def add_extra_skips(model, alpha: float = 1.0) -> keras.Model:
     Example:
 
     >>> skip = add_extra_skips(keras_lottery.models.get("resnet18"))
-    >>> skip.get_layer("stage1_block1_skip1_conv").kernel.shape
-    TensorShape([1, 1, 64, 64])
+    >>> tuple(skip.get_layer("stage1_block1_skip1_conv").kernel.shape)
+    (1, 1, 64, 64)
     """
     alpha = _check_alpha(alpha, "alpha")
     try:
@@ -147,7 +147,7 @@ def extra_skip_parameters(model) -> int:
     counted there).
 
     >>> extra_skip_parameters(add_extra_skips(models.get("cifar_resnet_20")))
-    12481
+    31041
     """
     total = 1 if extra_skip_layers(model) else 0  # alpha
     for name in extra_skip_layers(model):

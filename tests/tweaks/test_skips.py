@@ -18,8 +18,6 @@ from keras_lottery.tweaks.skips import (
     set_extra_skip_alpha,
 )
 
-pytestmark = pytest.mark.backend_neutral
-
 
 def _resnet(classes=3):
     """CIFAR ResNet-8 of width 4 on 8x8 images: one block per stage, the last
@@ -150,6 +148,7 @@ def _scaled_net():
     return model
 
 
+@pytest.mark.backend_neutral
 def test_fade_sets_alpha_per_step_and_logs_it():
     model = _scaled_net()
     fade = copy.deepcopy(ExtraSkipFade(lambda step: 1.0 / (step + 1), per="step"))
@@ -163,6 +162,7 @@ def test_fade_sets_alpha_per_step_and_logs_it():
     assert float(np.asarray(model.get_layer("dense").kernel)[0, 0]) < 1.0
 
 
+@pytest.mark.backend_neutral
 def test_fade_per_epoch_constant_by_default():
     model = _scaled_net()
     set_extra_skip_alpha(model, 0.3)
@@ -176,6 +176,7 @@ def test_fade_per_epoch_constant_by_default():
     assert history.history["extra_skip_alpha"] == [1.0, 1.0]
 
 
+@pytest.mark.backend_neutral
 def test_fade_needs_a_model_with_paths():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
