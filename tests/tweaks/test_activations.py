@@ -13,8 +13,6 @@ from keras_lottery.tweaks.activations import (
     with_soft_activations,
 )
 
-pytestmark = pytest.mark.backend_neutral
-
 
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
@@ -59,6 +57,7 @@ def _forward(model, x, f):
     return h @ w3 + b3
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize("name", SOFT_ACTIVATIONS)
 def test_swap_keeps_weights_and_changes_outputs_as_the_function_predicts(name):
     model = _relu_net()
@@ -92,6 +91,7 @@ def test_zoo_model_keeps_masks_and_topology():
     assert soft.get_layer("output").activation is keras.activations.softmax
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize("name", ["pswish", "mish"])
 def test_keras_file_round_trip(tmp_path, name):
     model = with_soft_activations(_relu_net(), name)
@@ -106,6 +106,7 @@ def test_keras_file_round_trip(tmp_path, name):
     )
 
 
+@pytest.mark.backend_neutral
 def test_pswish_value():
     x = np.array([-1.0, 0.5, 2.0], "float32")
     np.testing.assert_allclose(np.asarray(pswish(x)), x / (1 + np.exp(-2 * x)), 1e-6)
