@@ -37,6 +37,7 @@ True
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ SCALED_LAYERS = (
 _WEIGHTS = ("kernel", "gamma")
 _BIASES = ("bias", "beta")
 _BETAS = (0.9, 0.999)
+logger = logging.getLogger(__name__)
 _EPSILON = 1e-8
 
 
@@ -110,8 +112,16 @@ def lrsi_rescale(
     )
     problem = _Problem(model, loss, eta, compiled=_worth_compiling(iterations))
     batches = _batches(data, batch_size, seed)
-    scales = _optimize(problem, batches, settings)
+    scales, constraint_steps = _optimize(problem, batches, settings)
     problem.apply(scales)
+    logger.info(
+        "LRsI: %d iterations (%d constraint steps), %d scales in [%.4g, %.4g]",
+        iterations,
+        constraint_steps,
+        int(problem.active.sum()),
+        float(scales[problem.active].min()) if problem.active.any() else 1.0,
+        float(scales[problem.active].max()) if problem.active.any() else 1.0,
+    )
     return {
         problem.variables[i].path: float(scales[i])
         for i in range(len(scales))
@@ -335,8 +345,9 @@ def _tf_value_and_grad(fn):
 # ------------------------------------------------------------------ optimizer
 
 
-def _optimize(problem: _Problem, batches, settings: _Settings) -> np.ndarray:
-    """GradInit's loop with the rescale-Adam of its code, on numpy scales."""
+def _optimize(problem: _Problem, batches, settings: _Settings):
+    """GradInit's loop with the rescale-Adam of its code, on numpy scales.
+    Returns the scales and the number of constraint steps taken."""
     n = len(problem.variables)
     scales = np.ones(n, "float32")
     floor = np.where(problem.is_bias, settings.bias_min_scale, settings.min_scale)
@@ -344,6 +355,7 @@ def _optimize(problem: _Problem, batches, settings: _Settings) -> np.ndarray:
     steps = {"objective": np.zeros(n), "constraint": np.zeros(n)}
     second = np.zeros(n)
     beta1, beta2 = _BETAS
+    constraint_steps = 0
     for _ in range(settings.iterations):
         x0, y0 = next(batches)
         x1, y1 = next(batches)
@@ -351,6 +363,7 @@ def _optimize(problem: _Problem, batches, settings: _Settings) -> np.ndarray:
         _, norm, unit = problem.first(scales, x_a, y_a)
         if float(ops.convert_to_numpy(norm)) > settings.grad_norm_bound:
             kind = "constraint"
+            constraint_steps += 1
             _, grad = problem.constraint(scales, x_a, y_a)
         else:
             kind = "objective"
@@ -372,7 +385,7 @@ def _optimize(problem: _Problem, batches, settings: _Settings) -> np.ndarray:
             step = settings.learning_rate / (1 - beta1 ** steps[kind])
             moved = np.maximum(scales - step * moments[kind] / denom, floor)
         scales = np.where(live, moved, scales).astype("float32")
-    return scales
+    return scales, constraint_steps
 
 
 # ------------------------------------------------------------------ data
