@@ -61,8 +61,8 @@ SCALED_LAYERS = (
 _WEIGHTS = ("kernel", "gamma")
 _BIASES = ("bias", "beta")
 _BETAS = (0.9, 0.999)
-logger = logging.getLogger(__name__)
 _EPSILON = 1e-8
+logger = logging.getLogger(__name__)
 
 
 def lrsi_rescale(
