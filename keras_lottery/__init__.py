@@ -70,6 +70,8 @@ _SERIALIZABLES = (
     "keras_lottery.optimizers",
     "keras_lottery.pruning_schedules",
     "keras_lottery.schedules",
+    "keras_lottery.tweaks.activations",
+    "keras_lottery.tweaks.skips",
 )
 
 
