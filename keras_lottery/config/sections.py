@@ -41,6 +41,8 @@ EVALUATE_AT = ("final", "best")
 CS_MODES = ("ticket", "prune")
 #: ``cs.logit_reset`` values.
 LOGIT_RESETS = ("paper", "code")
+#: ``pruning.rewind_mode``: what a pruned round rewinds to step k.
+REWIND_MODES = ("weights", "learning_rate")
 
 
 class _Checks:
@@ -211,6 +213,10 @@ class PruningConfig:
     """Rewind point: 0 (initialization), '500it' or '2ep'."""
     evaluate_at: str = "final"
     """final, or best (lowest validation loss epoch) for the test metrics."""
+    rewind_mode: str = "weights"
+    """weights (the survivors restart from their step-k values) or
+    learning_rate (Renda et al.: they keep their trained values; only the
+    learning-rate schedule restarts from step k)."""
 
     def __post_init__(self):
         check = _Checks("pruning", self)
@@ -233,6 +239,7 @@ class PruningConfig:
             )
         check.step("rewind")
         check.one_of("evaluate_at", EVALUATE_AT)
+        check.one_of("rewind_mode", REWIND_MODES)
 
     def check_for_run(self) -> None:
         """What a run of this section needs beyond valid values: exactly one

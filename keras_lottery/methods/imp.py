@@ -13,6 +13,12 @@ instead of W_0. This module does both through ordinary ``model.fit``:
   settings and trains steps k..T: the learning-rate schedule continues from step k
   (``OffsetSchedule``; epoch-indexed callbacks see ``initial_epoch = k // S``), as
   open_lth does. Adam's bias correction restarts with the fresh optimizer.
+- With ``rewind_mode="learning_rate"`` (Renda et al., "Comparing Rewinding
+  and Fine-tuning in Neural Network Pruning") round r >= 1 keeps the trained
+  weights of round r - 1 for the survivors instead of restoring step k; only
+  the learning-rate schedule (and the step count) restart from step k. The
+  round's ticket then holds those trained, pruned weights, so branches retrain
+  it the same way.
 - Each round also trains the controls named in ``baselines`` with the same
   recipe (:mod:`keras_lottery.controls`; by default random reinitialization,
   same masks and a fresh initialization, and random pruning, same per-layer
@@ -47,7 +53,7 @@ from keras_lottery.methods.figures import plot_rounds
 from keras_lottery.methods.records import IMPResult, RoundRecord
 from keras_lottery.methods.tables import format_round_table, summary_line
 from keras_lottery.models import layers_in_scope
-from keras_lottery.rewind import restore_state
+from keras_lottery.rewind import capture_state, restore_state
 from keras_lottery.steps import Step
 from keras_lottery.ticket import Ticket
 from keras_lottery.training import (
@@ -75,6 +81,10 @@ class IterativeMagnitudePruning:
         exclude: names never pruned.
         layer_fractions: per-layer rates overriding ``fraction``.
         rewind: rewind point: ``0`` (reset to init), ``"500it"``, ``"2ep"``.
+        rewind_mode: ``"weights"`` (default: survivors restart from their
+            values at the rewind point) or ``"learning_rate"`` (they keep their
+            trained values; the learning-rate schedule restarts at the rewind
+            point).
         baselines: controls trained every round, by name (see
             :mod:`keras_lottery.controls`; default: ``random_reinit`` and
             ``random_prune``, as in a config).
@@ -107,6 +117,7 @@ class IterativeMagnitudePruning:
         rewind=_DEFAULTS.rewind,
         baselines: Iterable[str] | None = None,
         evaluate_at: str = _DEFAULTS.evaluate_at,
+        rewind_mode: str = _DEFAULTS.rewind_mode,
         seed: int = 0,
         checkpoint_dir: str | None = None,
         extra_rewinds: Iterable = (),
@@ -122,6 +133,7 @@ class IterativeMagnitudePruning:
             layer_fractions=dict(layer_fractions or {}),
             rewind=rewind,
             evaluate_at=evaluate_at,
+            rewind_mode=rewind_mode,
         )
         settings.check_for_run()
         run = RunConfig(
@@ -137,6 +149,7 @@ class IterativeMagnitudePruning:
         self.rewind = Step.parse(rewind)
         self.baselines = tuple(run.baselines)
         self.evaluate_at = evaluate_at
+        self.rewind_mode = rewind_mode
         self.seed = int(seed)
         self.checkpoint_dir = checkpoint_dir
         self.extra_rewinds = []
@@ -184,6 +197,7 @@ class IterativeMagnitudePruning:
             rewind=p.rewind,
             baselines=config.baselines,
             evaluate_at=p.evaluate_at,
+            rewind_mode=p.rewind_mode,
             seed=config.seed,
             checkpoint_dir=checkpoint_dir,
             verbose=verbose,
@@ -283,6 +297,10 @@ class _Job:
         self.compile_config = model.get_compile_config()
         self.store = IMPCheckpoints(imp.checkpoint_dir) if imp.checkpoint_dir else None
         self.extra_states = {}
+        # The state the last trained round started from (its ticket's weights):
+        # the rewind state, or with learning-rate rewinding the pruned weights
+        # of the round before.
+        self.start_state = None
 
     def run(self) -> IMPResult:
         records, rewind_state, start = [], None, 0
@@ -298,6 +316,7 @@ class _Job:
             keras.utils.set_random_seed(self.imp.seed + r)
             if r == 0:
                 record, rewind_state = self._dense_round()
+                self.start_state = rewind_state
             else:
                 record = self._pruned_round(r, rewind_state)
             records.append(record)
@@ -311,12 +330,16 @@ class _Job:
                     self.model,
                     record,
                     rewind_state,
-                    self._ticket(r, record, rewind_state),
+                    self._ticket(r, record, self.start_state),
                 )
             if self.imp.verbose:
                 print_msg(summary_line(record.to_dict()))
         final = records[-1]
-        return IMPResult(records, self._ticket(final.round, final, rewind_state))
+        if self.start_state is None:  # resumed after the last round: read it
+            ticket = Ticket.load(paths.round_ticket(self.store.root, final.round))
+        else:
+            ticket = self._ticket(final.round, final, self.start_state)
+        return IMPResult(records, ticket)
 
     # ------------------------------------------------------------------ rounds
 
@@ -335,6 +358,9 @@ class _Job:
 
     def _pruned_round(self, r, rewind_state):
         density, layer_densities = self.imp.densities(r)
+        if self.imp.rewind_mode == "learning_rate":
+            # Unpruned trained values: what controls with other masks keep.
+            self.start_state = capture_state(self.model)
         pruning.prune_to_density(
             self.model,
             density,
@@ -343,8 +369,12 @@ class _Job:
             exclude=self.imp.exclude,
             layer_densities=layer_densities,
         )
-        pruned = Ticket.from_model(self.model, weights=rewind_state, model_config=None)
-        restore_state(self.model, rewind_state)
+        if self.imp.rewind_mode == "weights":
+            restore_state(self.model, rewind_state)
+            self.start_state = rewind_state
+        pruned = Ticket.from_model(
+            self.model, weights=self.start_state, model_config=None
+        )
         record = self._train(
             self.model, self.k, phase_name(r, "ticket"), f"IMP round {r} (ticket)"
         )
@@ -398,8 +428,12 @@ class _Job:
             rewind_iterations=step.iterations(self.steps_per_epoch),
             scope=self.imp.scope,
             fraction=self.imp.fraction,
+            **({"rewind_mode": "learning_rate"} if self._lr_rewinding(r) else {}),
             metrics={"test": record.ticket.test, "final": record.ticket.final},
         )
+
+    def _lr_rewinding(self, r) -> bool:
+        return r > 0 and self.imp.rewind_mode == "learning_rate"
 
     # ------------------------------------------------------------------ training
 
