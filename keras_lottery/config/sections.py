@@ -374,6 +374,51 @@ class StabilityConfig:
         check("sweep_dense", isinstance(self.sweep_dense, bool), "true/false")
 
 
+@dataclass
+class RetrainConfig:
+    """Sparse-retraining tweaks (Jaiswal et al., 2101.03255) applied whenever a
+    ticket is retrained: IMP's pruned rounds and their controls, branches and
+    ``keras-lottery retrain``; never the dense round 0 (the KD teacher). See
+    docs/tweaks.md; the names are registered in
+    :mod:`keras_lottery.tweaks.registry`."""
+
+    tweaks: list[str] = field(default_factory=list)
+    """Any of swish, mish, elu, softplus, gelu, pswish (at most one soft
+    activation), extra_skips, label_smoothing, kd, lrsi."""
+    label_smoothing: float = 0.1
+    """alpha: 1 - alpha on the true class, alpha / (C - 1) on each other."""
+    kd_temperature: float = 5.0
+    kd_alpha: float = 0.9
+    """Weight of the distillation term (1 - kd_alpha on the cross-entropy)."""
+    skip_alpha: float = 1.0
+    """Multiplier of the extra skip paths."""
+    lrsi_iterations: int = 180
+
+    def __post_init__(self):
+        from keras_lottery.tweaks import registry  # the registered tweak names
+
+        check = _Checks("retrain", self)
+        check("tweaks", _is_names(self.tweaks, str_ok=False), "a list of names")
+        for name in self.tweaks:
+            check("tweaks", name in registry.names(), f"names from {registry.names()}")
+        check("tweaks", len(set(self.tweaks)) == len(self.tweaks), "without repeats")
+        soft = [n for n in self.tweaks if n in registry.SOFT_ACTIVATIONS]
+        check("tweaks", len(soft) <= 1, "a list naming at most one soft activation")
+        smoothing = self.label_smoothing
+        check(
+            "label_smoothing",
+            _is_number(smoothing) and 0 <= smoothing < 1,
+            "a number in [0, 1)",
+        )
+        temperature = self.kd_temperature
+        check("kd_temperature", _is_number(temperature) and temperature > 0, "> 0")
+        alpha = self.kd_alpha
+        check("kd_alpha", _is_number(alpha) and 0 <= alpha <= 1, "in [0, 1]")
+        check("skip_alpha", _is_number(self.skip_alpha), "a finite number")
+        iterations = self.lrsi_iterations
+        check("lrsi_iterations", _is_int(iterations) and iterations >= 1, "an int >= 1")
+
+
 #: Sections that do not change what a run computes (left out of its hash).
 ANALYSIS_SECTIONS = ("stability",)
 
@@ -397,6 +442,7 @@ class RunConfig:
     )
     seed: int = 0
     stability: StabilityConfig = field(default_factory=StabilityConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
 
     def __post_init__(self):
         check = _Checks("", self)
@@ -417,6 +463,12 @@ class RunConfig:
                 "ticket: keras-lottery elastic --control)",
             )
         check("seed", _is_int(self.seed) and self.seed >= 0, "an int >= 0")
+        if self.retrain.tweaks and self.method != "imp":
+            raise ConfigError(
+                f"'retrain.tweaks' {self.retrain.tweaks} apply to IMP runs "
+                "(method: imp) and to keras-lottery retrain; not yet to method "
+                f"{self.method!r}."
+            )
 
     @property
     def method_config(self):

@@ -44,9 +44,11 @@ from collections.abc import Callable, Iterable, Mapping
 import keras
 
 from keras_lottery import controls, paths, pruning
+from keras_lottery._io import load_arrays
 from keras_lottery._messages import print_msg
 from keras_lottery.callbacks import RewindCheckpoint, phase_callbacks, phase_name
 from keras_lottery.config import PruningConfig, RunConfig
+from keras_lottery.errors import ConfigError
 from keras_lottery.methods import preflight, registry
 from keras_lottery.methods.checkpoints import IMPCheckpoints, phase_records
 from keras_lottery.methods.figures import plot_rounds
@@ -58,10 +60,12 @@ from keras_lottery.steps import Step
 from keras_lottery.ticket import Ticket
 from keras_lottery.training import (
     TrainingRecord,
+    assign_all,
     infer_steps_per_epoch,
     metric_of,
     train_from_step,
 )
+from keras_lottery.tweaks.retraining import RetrainPlan
 
 _DEFAULTS = PruningConfig()
 
@@ -88,6 +92,10 @@ class IterativeMagnitudePruning:
         baselines: controls trained every round, by name (see
             :mod:`keras_lottery.controls`; default: ``random_reinit`` and
             ``random_prune``, as in a config).
+        retrain: a :class:`~keras_lottery.tweaks.retraining.RetrainPlan`: the
+            sparse-retraining tweaks every pruned round and control trains
+            with (never the dense round, which is the KD teacher); LRsI
+            rescales the rewind state once, before the first pruned round.
         evaluate_at: ``"final"`` (weights at the end of training) or ``"best"``
             (weights of the epoch with the lowest validation loss, Frankle &
             Carbin's early-stopping criterion) for the recorded test metrics.
@@ -118,6 +126,7 @@ class IterativeMagnitudePruning:
         baselines: Iterable[str] | None = None,
         evaluate_at: str = _DEFAULTS.evaluate_at,
         rewind_mode: str = _DEFAULTS.rewind_mode,
+        retrain=None,
         seed: int = 0,
         checkpoint_dir: str | None = None,
         extra_rewinds: Iterable = (),
@@ -150,6 +159,13 @@ class IterativeMagnitudePruning:
         self.baselines = tuple(run.baselines)
         self.evaluate_at = evaluate_at
         self.rewind_mode = rewind_mode
+        self.retrain = retrain
+        if retrain and retrain.rescales_init and rewind_mode != "weights":
+            raise ConfigError(
+                "'retrain.tweaks' lrsi rescales the weights a round rewinds to: "
+                "it needs 'pruning.rewind_mode' weights; got "
+                f"{rewind_mode!r}."
+            )
         self.seed = int(seed)
         self.checkpoint_dir = checkpoint_dir
         self.extra_rewinds = []
@@ -198,6 +214,7 @@ class IterativeMagnitudePruning:
             baselines=config.baselines,
             evaluate_at=p.evaluate_at,
             rewind_mode=p.rewind_mode,
+            retrain=RetrainPlan.from_config(config) or None,
             seed=config.seed,
             checkpoint_dir=checkpoint_dir,
             verbose=verbose,
@@ -301,6 +318,8 @@ class _Job:
         # the rewind state, or with learning-rate rewinding the pruned weights
         # of the round before.
         self.start_state = None
+        self.teacher = None  # the dense network, for the KD ticket
+        self.plan = imp.retrain or RetrainPlan()
 
     def run(self) -> IMPResult:
         records, rewind_state, start = [], None, 0
@@ -312,12 +331,16 @@ class _Job:
                     f"[keras_lottery] resuming after round {start - 1} "
                     f"from {self.store.root}"
                 )
+        if start and self.plan.needs_teacher:
+            self._teacher()  # before the seeds, as after a dense round
         for r in range(start, self.imp.rounds + 1):
             keras.utils.set_random_seed(self.imp.seed + r)
             if r == 0:
                 record, rewind_state = self._dense_round()
                 self.start_state = rewind_state
             else:
+                if r == max(start, 1):  # the first pruned round of this call
+                    rewind_state = self._rescaled(r, rewind_state)
                 record = self._pruned_round(r, rewind_state)
             records.append(record)
             if self.store is not None:
@@ -354,6 +377,8 @@ class _Job:
             extra_callbacks=[capture, *extra],
         )
         self.extra_states = {c.step: c.state for c in extra}
+        if self.plan.needs_teacher:
+            self.teacher = self._copy_with_state(capture_state(self.model))
         return self._round_record(0, record, {}), capture.state
 
     def _pruned_round(self, r, rewind_state):
@@ -376,7 +401,11 @@ class _Job:
             self.model, weights=self.start_state, model_config=None
         )
         record = self._train(
-            self.model, self.k, phase_name(r, "ticket"), f"IMP round {r} (ticket)"
+            self.model,
+            self.k,
+            phase_name(r, "ticket"),
+            f"IMP round {r} (ticket)",
+            retraining=True,
         )
         baselines = {}
         for i, name in enumerate(self.imp.baselines):
@@ -389,8 +418,39 @@ class _Job:
                 self.k,
                 phase_name(r, name),
                 f"IMP round {r} (control {name})",
+                retraining=True,
             )
         return self._round_record(r, record, baselines)
+
+    def _rescaled(self, r, rewind_state):
+        """LRsI: the rewind state rescaled once per call, before masking (the
+        dense round's masks are all ones); seeded, so a resume recomputes it."""
+        if not self.plan.rescales_init:
+            return rewind_state
+        keras.utils.set_random_seed(self.imp.seed + 999_983)
+        dense = self._copy_with_state(rewind_state)
+        self.plan.rescale(dense, self.x if self.y is None else (self.x, self.y))
+        keras.utils.set_random_seed(self.imp.seed + r)
+        return capture_state(dense)
+
+    def _teacher(self):
+        """The trained dense network (round 0), built when KD first needs it."""
+        if self.teacher is None:
+            if self.store is None:
+                raise ConfigError(
+                    "'retrain.tweaks' kd needs round 0's trained network: run "
+                    "IMP from round 0 or with checkpoint_dir."
+                )
+            state = load_arrays(
+                paths.round_trained(self.store.root, 0), "round 0's trained.npz"
+            )
+            self.teacher = self._copy_with_state(state)
+        return self.teacher
+
+    def _copy_with_state(self, state):
+        copy_ = self._fresh_model()
+        assign_all(copy_, state)
+        return copy_
 
     def _fresh_model(self):
         if self.model_fn is not None:
@@ -437,14 +497,34 @@ class _Job:
 
     # ------------------------------------------------------------------ training
 
-    def _train(self, model, start, phase, label, extra_callbacks=()) -> TrainingRecord:
+    def _train(
+        self, model, start, phase, label, extra_callbacks=(), retraining=False
+    ) -> TrainingRecord:
         """Trains steps start..T with a fresh optimizer and records the outcome;
         ``phase`` (``round_003/ticket``) names the TensorBoard subfolder, ``label``
-        (``IMP round 3 (ticket)``) the phase in a divergence error."""
+        (``IMP round 3 (ticket)``) the phase in a divergence error.
+        ``retraining``: a ticket or control, trained with the retrain tweaks."""
+        if retraining and self.plan:
+            prepared = self.plan.prepare(model, self.compile_config, self._teacher)
+            record = self._fit(
+                prepared.trainee,
+                start,
+                prepared.compile_config,
+                phase,
+                label,
+                [*extra_callbacks, *prepared.callbacks],
+            )
+            self.plan.finish(prepared, model)
+            return record
+        return self._fit(
+            model, start, self.compile_config, phase, label, extra_callbacks
+        )
+
+    def _fit(self, model, start, compile_config, phase, label, extra_callbacks):
         return train_from_step(
             model,
             start,
-            compile_config=self.compile_config,
+            compile_config=compile_config,
             x=self.x,
             y=self.y,
             epochs=self.epochs,
