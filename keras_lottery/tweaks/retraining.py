@@ -29,6 +29,9 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -172,6 +175,28 @@ class RetrainPlan:
         unmasked initialization, then apply the masks)."""
         for tweak in (t for t in self.tweaks if t.kind == "init"):
             tweak.rescale(model, data, self.settings)
+
+
+def settings_name(settings: RetrainConfig) -> str:
+    """``retrain_<12 hex digits>``: the sha256 of the ``retrain`` settings
+    (every field, so a changed setting names another folder).
+
+    >>> settings_name(RetrainConfig(tweaks=["swish"]))
+    'retrain_...'
+    """
+    canonical = json.dumps(dataclasses.asdict(settings), sort_keys=True)
+    return "retrain_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+def label(settings: RetrainConfig) -> str:
+    """A short name of the tweaks for tables: ``swish+kd`` (``vanilla``),
+    with ``@<6 hex>`` of the settings when others than ``tweaks`` differ
+    from their defaults."""
+    name = "+".join(settings.tweaks) or "vanilla"
+    defaults = dataclasses.replace(RetrainConfig(), tweaks=list(settings.tweaks))
+    if settings != defaults:
+        name += "@" + settings_name(settings)[len("retrain_") :][:6]
+    return name
 
 
 def copy_layer_weights(source, target) -> None:
