@@ -377,8 +377,10 @@ class StabilityConfig:
 @dataclass
 class RetrainConfig:
     """Sparse-retraining tweaks (Jaiswal et al., 2101.03255) applied whenever a
-    ticket is retrained: IMP's pruned rounds and their controls, branches and
-    ``keras-lottery retrain``; never the dense round 0 (the KD teacher). See
+    ticket is retrained: IMP's pruned rounds and their controls, the CS
+    ticket and its controls (no kd, no lrsi: CS has no dense round), branches,
+    elastic arms and ``keras-lottery retrain``; never a dense round (IMP's
+    round 0 is the KD teacher) or CS's search. See
     docs/tweaks.md; the names are registered in
     :mod:`keras_lottery.tweaks.registry`."""
 
@@ -463,11 +465,12 @@ class RunConfig:
                 "ticket: keras-lottery elastic --control)",
             )
         check("seed", _is_int(self.seed) and self.seed >= 0, "an int >= 0")
-        if self.retrain.tweaks and self.method != "imp":
+        dense_only = [t for t in self.retrain.tweaks if t in ("kd", "lrsi")]
+        if dense_only and self.method == "cs":
             raise ConfigError(
-                f"'retrain.tweaks' {self.retrain.tweaks} apply to IMP runs "
-                "(method: imp) and to keras-lottery retrain; not yet to method "
-                f"{self.method!r}."
+                f"'retrain.tweaks' {dense_only} need a dense round (kd: its "
+                "trained network is the teacher; lrsi: its initialization is "
+                "rescaled before masking): method 'cs' has none."
             )
 
     @property

@@ -47,6 +47,8 @@ def cs(config, recipe, driver, model) -> None:
         )
     _rewind_inside(config.cs.rewind, "cs.rewind", config, recipe)
     _best_needs_validation(config.cs.evaluate_at, "cs", config)
+    if driver.retrain:  # the ticket's architecture (soft masks are removed later)
+        driver.retrain.check(model, has_teacher=False)
 
 
 def _rewind_inside(rewind, key: str, config, recipe) -> None:

@@ -277,5 +277,6 @@ def test_retrain_section_errors_name_the_key_and_allowed_values():
         load_config(None, ["retrain.tweaks=[relu]"])
     with pytest.raises(ConfigError, match=r"'retrain.kd_alpha' must be in \[0, 1\]"):
         load_config(None, ["retrain.kd_alpha=1.5"])
-    with pytest.raises(ConfigError, match="'retrain.tweaks' .* apply to IMP runs"):
-        load_config(None, ["method=cs", "retrain.tweaks=[label_smoothing]"])
+    with pytest.raises(ConfigError, match=r"'retrain.tweaks' \['kd'\] need a dense"):
+        load_config(None, ["method=cs", "retrain.tweaks=[label_smoothing, kd]"])
+    assert load_config(None, ["method=cs", "retrain.tweaks=[label_smoothing]"])
