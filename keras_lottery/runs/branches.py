@@ -215,7 +215,7 @@ def _run_branch(run_dir, round, kind, seed, verbose) -> dict:
         print_msg(
             f"[keras_lottery] training branch {kind} (seed {seed}) of round {round}"
         )
-    record = retrain_from_round(
+    record, _ = retrain_from_round(
         model, saved, recipe, plan, f"branch {kind} (seed {seed}) of round {round}"
     )
     report = pruning.sparsity_report(model)
@@ -246,7 +246,9 @@ def retrain_from_round(model, saved: SavedRound, recipe, plan, phase: str, verbo
     """Trains ``model`` (compiled by ``recipe``, holding the round's ticket or
     a control of it) from the round's rewind step to the end with the
     retrain ``plan``'s tweaks (the teacher of KD: the run's trained round 0);
-    the trained values end in ``model``. Returns the ``TrainingRecord``."""
+    the trained values end in ``model``. Returns the ``TrainingRecord`` and
+    the trained network as it was trained (``model`` itself, or its
+    transformed copy: soft activation, extra skip paths)."""
     prepared = plan.prepare(
         model,
         model.get_compile_config(),
@@ -263,7 +265,7 @@ def retrain_from_round(model, saved: SavedRound, recipe, plan, phase: str, verbo
         **recipe.fit_kwargs(verbose=2 if verbose > 1 else 0),
     )
     plan.finish(prepared, model)
-    return record
+    return record, prepared.student
 
 
 def load_teacher(run_dir: str, recipe):

@@ -9,7 +9,12 @@ weights before masking; docs/tweaks.md). Like
 folder is not trained again), locked and verified against its manifest. The
 folder is named by the hash of the ``retrain`` settings::
 
-    <run>/retrain/round_NNN/retrain_<hash>/seed_S/{record.json, trained.npz}
+    <run>/retrain/round_NNN/retrain_<hash>/seed_S/{record.json, trained.npz,
+                                                   transformed.npz}
+
+(``trained.npz``: the ticket's network; ``transformed.npz``: with a soft
+activation or extra skips, the network as trained, in the order of
+``RetrainPlan(settings).transform(model).weights``, see :func:`load_transformed`)
 
 and ``keras-lottery report`` shows each as a column ``retrain:<tweaks>``.
 
@@ -29,7 +34,12 @@ import keras
 import numpy as np
 
 from keras_lottery import paths, pruning
-from keras_lottery._io import read_json, remove_leftover_temps, save_arrays
+from keras_lottery._io import (
+    load_arrays,
+    read_json,
+    remove_leftover_temps,
+    save_arrays,
+)
 from keras_lottery._messages import print_msg
 from keras_lottery.config import RetrainConfig, apply_overrides, from_dict
 from keras_lottery.errors import ConfigError
@@ -41,6 +51,7 @@ from keras_lottery.runs.branches import (
     verify_branch,
 )
 from keras_lottery.runs.locking import run_folder_lock
+from keras_lottery.training import assign_all
 from keras_lottery.tweaks.retraining import RetrainPlan, label, settings_name
 
 
@@ -127,7 +138,7 @@ def _run_retrain(run_dir, round, tweaks, overrides, seed, verbose) -> dict:
             f"(seed {seed})"
         )
     phase = f"retrain {label(settings)} (seed {seed}) of round {round}"
-    record = retrain_from_round(model, saved, recipe, plan, phase, verbose)
+    record, trained = retrain_from_round(model, saved, recipe, plan, phase, verbose)
     report = pruning.sparsity_report(model)
     result = {
         "kind": "retrain",
@@ -141,8 +152,12 @@ def _run_retrain(run_dir, round, tweaks, overrides, seed, verbose) -> dict:
         "training": dataclasses.asdict(record),
     }
     os.makedirs(directory, exist_ok=True)
+    files = [paths.trained(directory)]
     save_arrays(paths.trained(directory), capture_state(model))
-    finish_phase(directory, [os.path.basename(paths.trained(directory))], result)
+    if trained is not model:  # the transformed network, skip paths included
+        files.append(paths.retrain_transformed(directory))
+        save_arrays(files[-1], capture_state(trained))
+    finish_phase(directory, [os.path.basename(f) for f in files], result)
     if verbose:
         accuracy = (record.test or {}).get("accuracy")
         print_msg(
@@ -164,6 +179,29 @@ def _apply_ticket(model, ticket, plan, recipe) -> None:
     x, y = recipe.splits.x_train, recipe.splits.y_train
     plan.rescale(model, (x, y))
     pruning.set_masks(model, ticket.masks)
+
+
+def load_transformed(run_dir: str, round: int, tweaks, overrides=(), seed=0):
+    """The network a finished retraining trained (its transformed model, extra
+    skip paths included) with its trained values; ``tweaks``, ``overrides``
+    and ``seed`` as given to :func:`run_retrain`.
+
+    >>> model = load_transformed("runs/imp_3f2a9c1d0b7e", 3, ["swish"])
+    """
+    saved = load_round(run_dir, round)
+    settings = retrain_settings(saved.config, tweaks, overrides)
+    directory = paths.retrain_dir(run_dir, round, settings_name(settings), seed)
+    if not os.path.exists(paths.record(directory)):
+        raise FileNotFoundError(f"{directory} holds no finished retraining.")
+    verify_branch(run_dir, directory)
+    model = saved.recipe().build_model()
+    pruning.set_masks(model, saved.ticket.masks)
+    transformed = RetrainPlan(settings).transform(model)
+    path = paths.retrain_transformed(directory)
+    if not os.path.exists(path):  # no transform: the ticket's network
+        path = paths.trained(directory)
+    assign_all(transformed, load_arrays(path, "a retraining's trained state"))
+    return transformed
 
 
 def retrain_seed(run_seed: int, round: int, seed: int) -> int:
