@@ -7,7 +7,10 @@ import keras
 import pytest
 
 from keras_lottery import cli
-from keras_lottery.config import RetrainConfig
+from keras_lottery.config import RetrainConfig, load_config
+from keras_lottery.recipes import Recipe
+from keras_lottery.runs.retrain import load_transformed, run_retrain
+from keras_lottery.training import evaluate
 from keras_lottery.tweaks import registry
 from keras_lottery.tweaks.retraining import settings_name
 
@@ -38,6 +41,27 @@ def test_retrain_cli_trains_the_ticket_with_tweaks_and_joins_the_report(
     monkeypatch.setattr(keras.Model, "fit", no_training)
     assert cli.main(args) == 0
     assert "nothing to do" in capsys.readouterr().out
+    assert not (folder / "transformed.npz").exists()  # no model transform
+
+
+@pytest.mark.slow  # a retraining (~6 s on the loaded machine)
+def test_a_transformed_retraining_saves_and_reloads_the_network_it_trained(
+    imp_run, monkeypatch
+):
+    def swish(model, settings):  # the transform as a plain copy
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        return copy
+
+    monkeypatch.setattr(registry.get("swish"), "transform", swish)
+    record = run_retrain(str(imp_run), 1, ["swish"], verbose=0)
+    folder = imp_run / "retrain" / "round_001"
+    assert len(list(folder.glob("retrain_*/seed_0/transformed.npz"))) == 1
+    model = load_transformed(str(imp_run), 1, ["swish"])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    recipe = Recipe(load_config(imp_run / "config.yaml"))
+    accuracy = evaluate(model, recipe.test_data)["accuracy"]
+    assert accuracy == pytest.approx(record["training"]["test"]["accuracy"])
 
 
 @pytest.mark.backend_neutral
