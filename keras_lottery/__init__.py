@@ -67,6 +67,8 @@ _NAMES = {
 #: Modules whose import registers every Keras class a ticket can reference.
 _SERIALIZABLES = (
     "keras_lottery.layers",
+    "keras_lottery.tweaks.distill",
+    "keras_lottery.tweaks.losses",
     "keras_lottery.optimizers",
     "keras_lottery.pruning_schedules",
     "keras_lottery.schedules",

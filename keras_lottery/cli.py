@@ -1,5 +1,5 @@
 """Command line: ``keras-lottery {run, sweep, report, compare, demo, instability,
-branch, rewind-sweep, export, elastic}``.
+branch, retrain, rewind-sweep, export, elastic}``.
 
 keras-lottery run configs/lenet_mnist.yaml --set pruning.rounds=3 --out runs
 keras-lottery run configs/cs_resnet20_cifar10.yaml --set data.path=cifar10.npz
@@ -10,6 +10,8 @@ keras-lottery compare runs/imp_3f2a9c1d0b7e runs/cs_9d1e2b3c4a5f --out runs/comp
 keras-lottery demo
 keras-lottery instability runs/imp_3f2a9c1d0b7e --round 3 --pairs 2
 keras-lottery branch runs/imp_3f2a9c1d0b7e --round 3 --kind shuffle_masks
+keras-lottery retrain runs/imp_3f2a9c1d0b7e --round 3 --tweak swish --tweak kd \
+    --set retrain.kd_temperature=4
 keras-lottery rewind-sweep configs/lenet_mnist.yaml --rewinds 0,100it,500it \
     --round 3 --set pruning.rounds=3 --out runs
 keras-lottery export runs/imp_3f2a9c1d0b7e --round 3 --format litert --sparse \
@@ -184,6 +186,45 @@ def _add_branches(sub) -> None:
         "--seed", type=_seed, default=0, help="replicate seed, an int >= 0 (default 0)"
     )
     _wait_flag(br_p)
+    rt_p = sub.add_parser(
+        "retrain",
+        help="train a saved round's ticket again with sparse-retraining tweaks "
+        "(swish, label_smoothing, kd, ...) as a branch of the run (resumable)",
+    )
+    rt_p.add_argument("run_dir", help="an IMP run folder")
+    rt_p.add_argument("--round", type=int, required=True, help="pruned round (>= 1)")
+    rt_p.add_argument(
+        "--tweak",
+        dest="tweaks",
+        action="append",
+        default=[],
+        type=_tweak_name,
+        help="a tweak (repeatable): swish, mish, elu, softplus, gelu, pswish, "
+        "extra_skips, label_smoothing, kd, lrsi; none = vanilla retraining",
+    )
+    rt_p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a retrain.* setting, e.g. retrain.kd_alpha=0.5 (repeatable)",
+    )
+    rt_p.add_argument(
+        "--seed", type=_seed, default=0, help="replicate seed, an int >= 0 (default 0)"
+    )
+    _wait_flag(rt_p)
+
+
+def _tweak_name(text: str) -> str:
+    """argparse type of ``--tweak``: a registered tweak."""
+    from keras_lottery.tweaks import registry
+
+    if text not in registry.names():
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(registry.names())})"
+        )
+    return text
 
 
 def _wait_flag(parser) -> None:
@@ -435,6 +476,25 @@ def _branch(args) -> int:
     return 0
 
 
+def _retrain(args) -> int:
+    from keras_lottery.runs.report import write_report
+    from keras_lottery.runs.retrain import run_retrain
+
+    record = run_retrain(
+        args.run_dir,
+        args.round,
+        args.tweaks,
+        args.overrides,
+        seed=args.seed,
+        wait=args.wait,
+    )
+    print(
+        f"\n{write_report(args.run_dir)}\n\nretrained: retrain:{record['label']} "
+        f"(round {args.round}, seed {args.seed})"
+    )
+    return 0
+
+
 def _rewind_sweep(args) -> int:
     from keras_lottery.config import load_config
     from keras_lottery.runs.rewind_sweep import format_sweep_table, rewind_sweep
@@ -518,6 +578,7 @@ COMMANDS = {
     "compare": _compare,
     "instability": _instability,
     "branch": _branch,
+    "retrain": _retrain,
     "rewind-sweep": _rewind_sweep,
     "export": _export,
     "elastic": _elastic,

@@ -19,6 +19,8 @@ A run folder ``<out>/<method>_<hash>/``::
     ticket.npz, ticket/              CS: the ticket; record.json, trained.npz
     instability/round_NNN/           instability.json, instability.png, copies/
     branches/round_NNN/<kind>/seed_S/record.json
+    retrain/round_NNN/retrain_<hash>/seed_S/  keras-lottery retrain: record.json
+                                     (last), trained.npz, transformed.npz
 
 An elastic run folder ``<out>/elastic_<hash>/`` (``keras-lottery elastic``)::
 
@@ -191,6 +193,23 @@ def branch_dir(run_dir: str, round: int, kind: str, seed: int) -> str:
 
 def all_branch_records(run_dir: str) -> list[str]:
     pattern = os.path.join(run_dir, "branches", "round_*", "*", "seed_*", "record.json")
+    return sorted(glob.glob(pattern))
+
+
+def retrain_dir(run_dir: str, round: int, name: str, seed: int) -> str:
+    """A ticket retrained with tweaks (``name``: ``retrain_<hash>`` of the
+    ``retrain`` settings, see :func:`keras_lottery.tweaks.retraining.settings_name`)."""
+    return os.path.join(run_dir, "retrain", f"round_{round:03d}", name, f"seed_{seed}")
+
+
+def retrain_transformed(directory: str) -> str:
+    """The transformed network's state of a retraining (soft activation,
+    extra skip paths), next to its ``trained.npz``."""
+    return os.path.join(directory, "transformed.npz")
+
+
+def all_retrain_records(run_dir: str) -> list[str]:
+    pattern = os.path.join(run_dir, "retrain", "round_*", "*", "seed_*", "record.json")
     return sorted(glob.glob(pattern))
 
 

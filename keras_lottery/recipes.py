@@ -134,6 +134,14 @@ class Recipe:
             metrics=["accuracy"],
         )
 
+    def retrain_plan(self):
+        """The config's ``retrain`` tweaks as a
+        :class:`~keras_lottery.tweaks.retraining.RetrainPlan`: what every
+        ticket-retraining phase (not a dense round) trains with."""
+        from keras_lottery.tweaks.retraining import RetrainPlan
+
+        return RetrainPlan.from_config(self.config)
+
     def default_order_seed(self) -> int:
         seed = self.config.data.order_seed
         return self.config.seed if seed is None else seed

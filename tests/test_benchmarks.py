@@ -154,3 +154,52 @@ def test_export_formats_measures_every_format(bench, tmp_path):
     for fmt in export_formats.TIMED:
         assert sparse[f"{fmt}_max_abs_diff"] < 1e-4
         assert lenet["latency"][f"{fmt}|0%|32"]["ratio_to_dense"] == 1.0
+
+
+def test_tweaks_study_pairs_each_arm_with_vanilla_seed_by_seed(bench):
+    study = bench("tweaks_study")
+    assert study.arm_tweaks("swish+label_smoothing+kd") == [
+        "swish",
+        "label_smoothing",
+        "kd",
+    ]
+    assert study.arm_tweaks("vanilla") == []
+    arms = study.summarize({"vanilla": [0.90, 0.80, 0.70], "kd": [0.95, 0.80, 0.74]})
+    assert "paired" not in arms["vanilla"]
+    assert arms["vanilla"]["mean"] == pytest.approx(0.80)
+    assert arms["vanilla"]["std"] == pytest.approx(0.10)
+    paired = arms["kd"]["paired"]
+    assert paired["differences"] == pytest.approx([0.05, 0.0, 0.04])
+    assert paired["mean"] == pytest.approx(0.03)
+    assert "kd" in study.format_table(arms) and "+3.00" in study.format_table(arms)
+    with pytest.raises(ValueError, match="has 1 seeds"):
+        study.summarize({"vanilla": [0.9, 0.8], "kd": [0.9]})
+
+
+@pytest.mark.slow  # an IMP run and six retrainings: ~40 s on this machine
+def test_tweaks_study_runs_end_to_end_on_a_tiny_setting(bench, tmp_path):
+    from tests.conftest import write_tiny_config
+
+    config = write_tiny_config(tmp_path)
+    study = bench("tweaks_study")
+    out = tmp_path / "study.json"
+    data = tmp_path / "tiny.npz"
+    result = study.main(
+        [
+            f"--data={data}",
+            f"--config={config}",
+            f"--out={tmp_path / 'runs'}",
+            "--seeds=2",
+            "--arms=vanilla,label_smoothing,kd",
+            "--set=training.duration=2ep",
+            "--set=pruning.rounds=1",
+            "--set=pruning.layer_fractions={output: 0.25}",
+            f"--json={out}",
+        ]
+    )
+    saved = json.loads(out.read_text())
+    assert saved["round"] == 1 and saved["seeds"] == 2
+    assert set(saved["arms"]) == {"vanilla", "label_smoothing", "kd"}
+    for arm in ("label_smoothing", "kd"):
+        assert len(saved["arms"][arm]["paired"]["differences"]) == 2
+    assert result["fraction_remaining"] == saved["fraction_remaining"] < 1

@@ -41,6 +41,8 @@ EVALUATE_AT = ("final", "best")
 CS_MODES = ("ticket", "prune")
 #: ``cs.logit_reset`` values.
 LOGIT_RESETS = ("paper", "code")
+#: ``pruning.rewind_mode``: what a pruned round rewinds to step k.
+REWIND_MODES = ("weights", "learning_rate")
 
 
 class _Checks:
@@ -211,6 +213,10 @@ class PruningConfig:
     """Rewind point: 0 (initialization), '500it' or '2ep'."""
     evaluate_at: str = "final"
     """final, or best (lowest validation loss epoch) for the test metrics."""
+    rewind_mode: str = "weights"
+    """weights (the survivors restart from their step-k values) or
+    learning_rate (Renda et al.: they keep their trained values; only the
+    learning-rate schedule restarts from step k)."""
 
     def __post_init__(self):
         check = _Checks("pruning", self)
@@ -233,6 +239,7 @@ class PruningConfig:
             )
         check.step("rewind")
         check.one_of("evaluate_at", EVALUATE_AT)
+        check.one_of("rewind_mode", REWIND_MODES)
 
     def check_for_run(self) -> None:
         """What a run of this section needs beyond valid values: exactly one
@@ -367,6 +374,53 @@ class StabilityConfig:
         check("sweep_dense", isinstance(self.sweep_dense, bool), "true/false")
 
 
+@dataclass
+class RetrainConfig:
+    """Sparse-retraining tweaks (Jaiswal et al., 2101.03255) applied whenever a
+    ticket is retrained: IMP's pruned rounds and their controls, the CS
+    ticket and its controls (no kd, no lrsi: CS has no dense round), branches,
+    elastic arms and ``keras-lottery retrain``; never a dense round (IMP's
+    round 0 is the KD teacher) or CS's search. See
+    docs/tweaks.md; the names are registered in
+    :mod:`keras_lottery.tweaks.registry`."""
+
+    tweaks: list[str] = field(default_factory=list)
+    """Any of swish, mish, elu, softplus, gelu, pswish (at most one soft
+    activation), extra_skips, label_smoothing, kd, lrsi."""
+    label_smoothing: float = 0.1
+    """alpha: 1 - alpha on the true class, alpha / (C - 1) on each other."""
+    kd_temperature: float = 5.0
+    kd_alpha: float = 0.9
+    """Weight of the distillation term (1 - kd_alpha on the cross-entropy)."""
+    skip_alpha: float = 1.0
+    """Multiplier of the extra skip paths."""
+    lrsi_iterations: int = 180
+
+    def __post_init__(self):
+        from keras_lottery.tweaks import registry  # the registered tweak names
+
+        check = _Checks("retrain", self)
+        check("tweaks", _is_names(self.tweaks, str_ok=False), "a list of names")
+        for name in self.tweaks:
+            check("tweaks", name in registry.names(), f"names from {registry.names()}")
+        check("tweaks", len(set(self.tweaks)) == len(self.tweaks), "without repeats")
+        soft = [n for n in self.tweaks if n in registry.SOFT_ACTIVATIONS]
+        check("tweaks", len(soft) <= 1, "a list naming at most one soft activation")
+        smoothing = self.label_smoothing
+        check(
+            "label_smoothing",
+            _is_number(smoothing) and 0 <= smoothing < 1,
+            "a number in [0, 1)",
+        )
+        temperature = self.kd_temperature
+        check("kd_temperature", _is_number(temperature) and temperature > 0, "> 0")
+        alpha = self.kd_alpha
+        check("kd_alpha", _is_number(alpha) and 0 <= alpha <= 1, "in [0, 1]")
+        check("skip_alpha", _is_number(self.skip_alpha), "a finite number")
+        iterations = self.lrsi_iterations
+        check("lrsi_iterations", _is_int(iterations) and iterations >= 1, "an int >= 1")
+
+
 #: Sections that do not change what a run computes (left out of its hash).
 ANALYSIS_SECTIONS = ("stability",)
 
@@ -390,6 +444,7 @@ class RunConfig:
     )
     seed: int = 0
     stability: StabilityConfig = field(default_factory=StabilityConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
 
     def __post_init__(self):
         check = _Checks("", self)
@@ -410,6 +465,13 @@ class RunConfig:
                 "ticket: keras-lottery elastic --control)",
             )
         check("seed", _is_int(self.seed) and self.seed >= 0, "an int >= 0")
+        dense_only = [t for t in self.retrain.tweaks if t in ("kd", "lrsi")]
+        if dense_only and self.method == "cs":
+            raise ConfigError(
+                f"'retrain.tweaks' {dense_only} need a dense round (kd: its "
+                "trained network is the teacher; lrsi: its initialization is "
+                "rescaled before masking): method 'cs' has none."
+            )
 
     @property
     def method_config(self):

@@ -61,7 +61,7 @@ from keras_lottery.callbacks import (
 )
 from keras_lottery.config import CSConfig, RunConfig
 from keras_lottery.conversion import harden, soften
-from keras_lottery.errors import DivergenceError
+from keras_lottery.errors import ConfigError, DivergenceError
 from keras_lottery.methods import preflight, registry
 from keras_lottery.methods.checkpoints import (
     CSCheckpoints,
@@ -90,6 +90,7 @@ from keras_lottery.training import (
     metric_of,
     train_from_step,
 )
+from keras_lottery.tweaks.retraining import RetrainPlan
 
 _DEFAULTS = CSConfig()
 
@@ -114,6 +115,10 @@ class ContinuousSparsification:
             ``random_prune``, as in a config).
         evaluate_at: ``"final"`` or ``"best"`` (lowest validation loss) weights
             for the recorded test metrics.
+        retrain: a :class:`~keras_lottery.tweaks.retraining.RetrainPlan`: the
+            sparse-retraining tweaks the ticket and its controls train with
+            (not the search rounds); CS has no dense network, so no ``kd``,
+            and no ``lrsi``.
         seed: seeds each phase (``seed + round``).
         checkpoint_dir: if set, each finished round is saved there and a new
             ``run`` resumes after the last finished one.
@@ -131,10 +136,18 @@ class ContinuousSparsification:
         logit_reset: str = _DEFAULTS.logit_reset,
         baselines: Iterable[str] | None = None,
         evaluate_at: str = _DEFAULTS.evaluate_at,
+        retrain=None,
         seed: int = 0,
         checkpoint_dir: str | None = None,
         verbose: int = 1,
     ):
+        if retrain and (retrain.needs_teacher or retrain.rescales_init):
+            raise ConfigError(
+                f"'retrain.tweaks' {retrain.settings.tweaks}: Continuous "
+                "Sparsification has no dense round to teach (kd) and no dense "
+                "initialization to rescale before masking (lrsi)."
+            )
+        self.retrain = retrain or RetrainPlan()
         # The config sections own every default and value check.
         CSConfig(
             rounds=rounds,
@@ -186,6 +199,7 @@ class ContinuousSparsification:
             logit_reset=c.logit_reset,
             baselines=config.baselines,
             evaluate_at=c.evaluate_at,
+            retrain=RetrainPlan.from_config(config) or None,
             seed=config.seed,
             checkpoint_dir=checkpoint_dir,
             verbose=verbose,
@@ -347,20 +361,26 @@ class _Search:
     def _train_hard(self, model, phase: str, label: str) -> TrainingRecord:
         """One whole round with a fresh optimizer (the recipe's schedule from 0);
         ``phase`` (``ticket`` or a control) names the TensorBoard subfolder,
-        ``label`` the phase in a divergence error."""
-        return train_from_step(
-            model,
+        ``label`` the phase in a divergence error. The ``retrain`` tweaks
+        apply: the trained values end in ``model``."""
+        plan = self.cs.retrain
+        prepared = plan.prepare(model, self.compile_config)
+        record = train_from_step(
+            prepared.trainee,
             0,
-            compile_config=self.compile_config,
+            compile_config=prepared.compile_config,
             x=self.x,
             y=self.y,
             epochs=self.epochs,
-            callbacks=phase_callbacks(self.callbacks, phase, self.cs.verbose),
+            callbacks=phase_callbacks(self.callbacks, phase, self.cs.verbose)
+            + prepared.callbacks,
             test_data=self.test_data,
             keep_best=self.cs.evaluate_at == "best",
             phase=label,
             **self.fit_kwargs,
         )
+        plan.finish(prepared, model)
+        return record
 
     def _ticket(self, hard, start, records) -> Ticket:
         soft_names = [layer.name for layer in soft_layers(self.model)]

@@ -13,6 +13,12 @@ instead of W_0. This module does both through ordinary ``model.fit``:
   settings and trains steps k..T: the learning-rate schedule continues from step k
   (``OffsetSchedule``; epoch-indexed callbacks see ``initial_epoch = k // S``), as
   open_lth does. Adam's bias correction restarts with the fresh optimizer.
+- With ``rewind_mode="learning_rate"`` (Renda et al., "Comparing Rewinding
+  and Fine-tuning in Neural Network Pruning") round r >= 1 keeps the trained
+  weights of round r - 1 for the survivors instead of restoring step k; only
+  the learning-rate schedule (and the step count) restart from step k. The
+  round's ticket then holds those trained, pruned weights, so branches retrain
+  it the same way.
 - Each round also trains the controls named in ``baselines`` with the same
   recipe (:mod:`keras_lottery.controls`; by default random reinitialization,
   same masks and a fresh initialization, and random pruning, same per-layer
@@ -38,24 +44,28 @@ from collections.abc import Callable, Iterable, Mapping
 import keras
 
 from keras_lottery import controls, paths, pruning
+from keras_lottery._io import load_arrays
 from keras_lottery._messages import print_msg
 from keras_lottery.callbacks import RewindCheckpoint, phase_callbacks, phase_name
 from keras_lottery.config import PruningConfig, RunConfig
+from keras_lottery.errors import ConfigError
 from keras_lottery.methods import preflight, registry
 from keras_lottery.methods.checkpoints import IMPCheckpoints, phase_records
 from keras_lottery.methods.figures import plot_rounds
 from keras_lottery.methods.records import IMPResult, RoundRecord
 from keras_lottery.methods.tables import format_round_table, summary_line
 from keras_lottery.models import layers_in_scope
-from keras_lottery.rewind import restore_state
+from keras_lottery.rewind import capture_state, restore_state
 from keras_lottery.steps import Step
 from keras_lottery.ticket import Ticket
 from keras_lottery.training import (
     TrainingRecord,
+    assign_all,
     infer_steps_per_epoch,
     metric_of,
     train_from_step,
 )
+from keras_lottery.tweaks.retraining import RetrainPlan
 
 _DEFAULTS = PruningConfig()
 
@@ -75,9 +85,17 @@ class IterativeMagnitudePruning:
         exclude: names never pruned.
         layer_fractions: per-layer rates overriding ``fraction``.
         rewind: rewind point: ``0`` (reset to init), ``"500it"``, ``"2ep"``.
+        rewind_mode: ``"weights"`` (default: survivors restart from their
+            values at the rewind point) or ``"learning_rate"`` (they keep their
+            trained values; the learning-rate schedule restarts at the rewind
+            point).
         baselines: controls trained every round, by name (see
             :mod:`keras_lottery.controls`; default: ``random_reinit`` and
             ``random_prune``, as in a config).
+        retrain: a :class:`~keras_lottery.tweaks.retraining.RetrainPlan`: the
+            sparse-retraining tweaks every pruned round and control trains
+            with (never the dense round, which is the KD teacher); LRsI
+            rescales the rewind state once, before the first pruned round.
         evaluate_at: ``"final"`` (weights at the end of training) or ``"best"``
             (weights of the epoch with the lowest validation loss, Frankle &
             Carbin's early-stopping criterion) for the recorded test metrics.
@@ -107,6 +125,8 @@ class IterativeMagnitudePruning:
         rewind=_DEFAULTS.rewind,
         baselines: Iterable[str] | None = None,
         evaluate_at: str = _DEFAULTS.evaluate_at,
+        rewind_mode: str = _DEFAULTS.rewind_mode,
+        retrain=None,
         seed: int = 0,
         checkpoint_dir: str | None = None,
         extra_rewinds: Iterable = (),
@@ -122,6 +142,7 @@ class IterativeMagnitudePruning:
             layer_fractions=dict(layer_fractions or {}),
             rewind=rewind,
             evaluate_at=evaluate_at,
+            rewind_mode=rewind_mode,
         )
         settings.check_for_run()
         run = RunConfig(
@@ -137,6 +158,14 @@ class IterativeMagnitudePruning:
         self.rewind = Step.parse(rewind)
         self.baselines = tuple(run.baselines)
         self.evaluate_at = evaluate_at
+        self.rewind_mode = rewind_mode
+        self.retrain = retrain
+        if retrain and retrain.rescales_init and rewind_mode != "weights":
+            raise ConfigError(
+                "'retrain.tweaks' lrsi rescales the weights a round rewinds to: "
+                "it needs 'pruning.rewind_mode' weights; got "
+                f"{rewind_mode!r}."
+            )
         self.seed = int(seed)
         self.checkpoint_dir = checkpoint_dir
         self.extra_rewinds = []
@@ -184,6 +213,8 @@ class IterativeMagnitudePruning:
             rewind=p.rewind,
             baselines=config.baselines,
             evaluate_at=p.evaluate_at,
+            rewind_mode=p.rewind_mode,
+            retrain=RetrainPlan.from_config(config) or None,
             seed=config.seed,
             checkpoint_dir=checkpoint_dir,
             verbose=verbose,
@@ -283,6 +314,12 @@ class _Job:
         self.compile_config = model.get_compile_config()
         self.store = IMPCheckpoints(imp.checkpoint_dir) if imp.checkpoint_dir else None
         self.extra_states = {}
+        # The state the last trained round started from (its ticket's weights):
+        # the rewind state, or with learning-rate rewinding the pruned weights
+        # of the round before.
+        self.start_state = None
+        self.teacher = None  # the dense network, for the KD ticket
+        self.plan = imp.retrain or RetrainPlan()
 
     def run(self) -> IMPResult:
         records, rewind_state, start = [], None, 0
@@ -294,11 +331,16 @@ class _Job:
                     f"[keras_lottery] resuming after round {start - 1} "
                     f"from {self.store.root}"
                 )
+        if start and self.plan.needs_teacher:
+            self._teacher()  # before the seeds, as after a dense round
         for r in range(start, self.imp.rounds + 1):
             keras.utils.set_random_seed(self.imp.seed + r)
             if r == 0:
                 record, rewind_state = self._dense_round()
+                self.start_state = rewind_state
             else:
+                if r == max(start, 1):  # the first pruned round of this call
+                    rewind_state = self._rescaled(r, rewind_state)
                 record = self._pruned_round(r, rewind_state)
             records.append(record)
             if self.store is not None:
@@ -311,12 +353,16 @@ class _Job:
                     self.model,
                     record,
                     rewind_state,
-                    self._ticket(r, record, rewind_state),
+                    self._ticket(r, record, self.start_state),
                 )
             if self.imp.verbose:
                 print_msg(summary_line(record.to_dict()))
         final = records[-1]
-        return IMPResult(records, self._ticket(final.round, final, rewind_state))
+        if self.start_state is None:  # resumed after the last round: read it
+            ticket = Ticket.load(paths.round_ticket(self.store.root, final.round))
+        else:
+            ticket = self._ticket(final.round, final, self.start_state)
+        return IMPResult(records, ticket)
 
     # ------------------------------------------------------------------ rounds
 
@@ -331,10 +377,15 @@ class _Job:
             extra_callbacks=[capture, *extra],
         )
         self.extra_states = {c.step: c.state for c in extra}
+        if self.plan.needs_teacher:
+            self.teacher = self._copy_with_state(capture_state(self.model))
         return self._round_record(0, record, {}), capture.state
 
     def _pruned_round(self, r, rewind_state):
         density, layer_densities = self.imp.densities(r)
+        if self.imp.rewind_mode == "learning_rate":
+            # Unpruned trained values: what controls with other masks keep.
+            self.start_state = capture_state(self.model)
         pruning.prune_to_density(
             self.model,
             density,
@@ -343,10 +394,18 @@ class _Job:
             exclude=self.imp.exclude,
             layer_densities=layer_densities,
         )
-        pruned = Ticket.from_model(self.model, weights=rewind_state, model_config=None)
-        restore_state(self.model, rewind_state)
+        if self.imp.rewind_mode == "weights":
+            restore_state(self.model, rewind_state)
+            self.start_state = rewind_state
+        pruned = Ticket.from_model(
+            self.model, weights=self.start_state, model_config=None
+        )
         record = self._train(
-            self.model, self.k, phase_name(r, "ticket"), f"IMP round {r} (ticket)"
+            self.model,
+            self.k,
+            phase_name(r, "ticket"),
+            f"IMP round {r} (ticket)",
+            retraining=True,
         )
         baselines = {}
         for i, name in enumerate(self.imp.baselines):
@@ -359,8 +418,39 @@ class _Job:
                 self.k,
                 phase_name(r, name),
                 f"IMP round {r} (control {name})",
+                retraining=True,
             )
         return self._round_record(r, record, baselines)
+
+    def _rescaled(self, r, rewind_state):
+        """LRsI: the rewind state rescaled once per call, before masking (the
+        dense round's masks are all ones); seeded, so a resume recomputes it."""
+        if not self.plan.rescales_init:
+            return rewind_state
+        keras.utils.set_random_seed(self.imp.seed + 999_983)
+        dense = self._copy_with_state(rewind_state)
+        self.plan.rescale(dense, self.x if self.y is None else (self.x, self.y))
+        keras.utils.set_random_seed(self.imp.seed + r)
+        return capture_state(dense)
+
+    def _teacher(self):
+        """The trained dense network (round 0), built when KD first needs it."""
+        if self.teacher is None:
+            if self.store is None:
+                raise ConfigError(
+                    "'retrain.tweaks' kd needs round 0's trained network: run "
+                    "IMP from round 0 or with checkpoint_dir."
+                )
+            state = load_arrays(
+                paths.round_trained(self.store.root, 0), "round 0's trained.npz"
+            )
+            self.teacher = self._copy_with_state(state)
+        return self.teacher
+
+    def _copy_with_state(self, state):
+        copy_ = self._fresh_model()
+        assign_all(copy_, state)
+        return copy_
 
     def _fresh_model(self):
         if self.model_fn is not None:
@@ -398,19 +488,43 @@ class _Job:
             rewind_iterations=step.iterations(self.steps_per_epoch),
             scope=self.imp.scope,
             fraction=self.imp.fraction,
+            **({"rewind_mode": "learning_rate"} if self._lr_rewinding(r) else {}),
             metrics={"test": record.ticket.test, "final": record.ticket.final},
         )
 
+    def _lr_rewinding(self, r) -> bool:
+        return r > 0 and self.imp.rewind_mode == "learning_rate"
+
     # ------------------------------------------------------------------ training
 
-    def _train(self, model, start, phase, label, extra_callbacks=()) -> TrainingRecord:
+    def _train(
+        self, model, start, phase, label, extra_callbacks=(), retraining=False
+    ) -> TrainingRecord:
         """Trains steps start..T with a fresh optimizer and records the outcome;
         ``phase`` (``round_003/ticket``) names the TensorBoard subfolder, ``label``
-        (``IMP round 3 (ticket)``) the phase in a divergence error."""
+        (``IMP round 3 (ticket)``) the phase in a divergence error.
+        ``retraining``: a ticket or control, trained with the retrain tweaks."""
+        if retraining and self.plan:
+            prepared = self.plan.prepare(model, self.compile_config, self._teacher)
+            record = self._fit(
+                prepared.trainee,
+                start,
+                prepared.compile_config,
+                phase,
+                label,
+                [*extra_callbacks, *prepared.callbacks],
+            )
+            self.plan.finish(prepared, model)
+            return record
+        return self._fit(
+            model, start, self.compile_config, phase, label, extra_callbacks
+        )
+
+    def _fit(self, model, start, compile_config, phase, label, extra_callbacks):
         return train_from_step(
             model,
             start,
-            compile_config=self.compile_config,
+            compile_config=compile_config,
             x=self.x,
             y=self.y,
             epochs=self.epochs,

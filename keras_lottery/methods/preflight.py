@@ -26,10 +26,13 @@ from keras_lottery.steps import Step
 
 def imp(config, recipe, driver, model) -> None:
     """IMP: the rewind point lies inside training, ``evaluate_at: best`` has
-    a validation split, and the last round leaves every pruned layer a weight."""
+    a validation split, the last round leaves every pruned layer a weight,
+    and the ``retrain.tweaks`` fit the model."""
     _rewind_inside(config.pruning.rewind, "pruning.rewind", config, recipe)
     _best_needs_validation(config.pruning.evaluate_at, "pruning", config)
     _no_empty_layer(config, driver, model)
+    if driver.retrain:  # IMP's round 0 is the KD teacher
+        driver.retrain.check(model, has_teacher=True)
 
 
 def cs(config, recipe, driver, model) -> None:
@@ -44,6 +47,8 @@ def cs(config, recipe, driver, model) -> None:
         )
     _rewind_inside(config.cs.rewind, "cs.rewind", config, recipe)
     _best_needs_validation(config.cs.evaluate_at, "cs", config)
+    if driver.retrain:  # the ticket's architecture (soft masks are removed later)
+        driver.retrain.check(model, has_teacher=False)
 
 
 def _rewind_inside(rewind, key: str, config, recipe) -> None:

@@ -35,9 +35,10 @@ from dataclasses import dataclass
 import keras
 
 from keras_lottery import analysis, controls, paths, pruning
-from keras_lottery._io import atomic_write_bytes, remove_leftover_temps
+from keras_lottery._io import atomic_write_bytes, load_arrays, remove_leftover_temps
 from keras_lottery._messages import print_msg
 from keras_lottery.config import RunConfig, load_config
+from keras_lottery.errors import ConfigError
 from keras_lottery.manifest import (
     finish_phase,
     record_bytes,
@@ -49,7 +50,7 @@ from keras_lottery.recipes import Recipe
 from keras_lottery.runs import plots
 from keras_lottery.runs.locking import run_folder_lock
 from keras_lottery.ticket import Ticket
-from keras_lottery.training import train_from_step
+from keras_lottery.training import assign_all, train_from_step
 
 
 @dataclass
@@ -208,19 +209,14 @@ def _run_branch(run_dir, round, kind, seed, verbose) -> dict:
     random_seed = controls.branch_seed(saved.config.seed, round, kind, seed)
     model = controls.control_model(kind, saved.ticket, recipe.build_model, random_seed)
     recipe.compile(model)
+    plan = recipe.retrain_plan()  # the run's own retrain tweaks, as IMP's
     keras.utils.set_random_seed(random_seed)
     if verbose:
         print_msg(
             f"[keras_lottery] training branch {kind} (seed {seed}) of round {round}"
         )
-    record = train_from_step(
-        model,
-        saved.start_step,
-        compile_config=model.get_compile_config(),
-        test_data=recipe.test_data,
-        keep_best=saved.config.pruning.evaluate_at == "best",
-        phase=f"branch {kind} (seed {seed}) of round {round}",
-        **recipe.fit_kwargs(verbose=2 if verbose > 1 else 0),
+    record, _ = retrain_from_round(
+        model, saved, recipe, plan, f"branch {kind} (seed {seed}) of round {round}"
     )
     report = pruning.sparsity_report(model)
     result = {
@@ -244,6 +240,51 @@ def _run_branch(run_dir, round, kind, seed, verbose) -> dict:
             f"{record.wall_time:.1f}s"
         )
     return result
+
+
+def retrain_from_round(model, saved: SavedRound, recipe, plan, phase: str, verbose=0):
+    """Trains ``model`` (compiled by ``recipe``, holding the round's ticket or
+    a control of it) from the round's rewind step to the end with the
+    retrain ``plan``'s tweaks (the teacher of KD: the run's trained round 0);
+    the trained values end in ``model``. Returns the ``TrainingRecord`` and
+    the trained network as it was trained (``model`` itself, or its
+    transformed copy: soft activation, extra skip paths)."""
+    prepared = plan.prepare(
+        model,
+        model.get_compile_config(),
+        teacher=lambda: load_teacher(saved.run_dir, recipe),
+    )
+    record = train_from_step(
+        prepared.trainee,
+        saved.start_step,
+        compile_config=prepared.compile_config,
+        test_data=recipe.test_data,
+        keep_best=saved.config.pruning.evaluate_at == "best",
+        phase=phase,
+        callbacks=prepared.callbacks,
+        **recipe.fit_kwargs(verbose=2 if verbose > 1 else 0),
+    )
+    plan.finish(prepared, model)
+    return record, prepared.student
+
+
+def load_teacher(run_dir: str, recipe):
+    """The trained dense network of an IMP run folder (round 0's
+    ``trained.npz``, verified against its manifest) in the recipe's model."""
+    path = paths.round_trained(run_dir, 0)
+    if not os.path.exists(paths.round_record(run_dir, 0)):
+        raise ConfigError(
+            f"'retrain.tweaks' kd needs the trained dense network of {run_dir}: "
+            f"it has no finished round 0 ({path})."
+        )
+    verify_phase(
+        paths.round_dir(run_dir, 0),
+        "delete the run folder's rounds and re-run it",
+        manifests_required(run_dir),
+    )
+    teacher = recipe.build_model()
+    assign_all(teacher, load_arrays(path, "round 0's trained.npz"))
+    return teacher
 
 
 INSTABILITY_JSON = "instability.json"

@@ -48,7 +48,7 @@ from keras_lottery.errors import ConfigError
 from keras_lottery.manifest import record_bytes, write_manifest
 from keras_lottery.recipes import Recipe
 from keras_lottery.runs import plots
-from keras_lottery.runs.branches import load_round
+from keras_lottery.runs.branches import load_round, load_teacher
 from keras_lottery.runs.locking import run_folder_lock
 from keras_lottery.ticket import Ticket
 from keras_lottery.training import metric_of, train_from_step
@@ -119,6 +119,11 @@ def run_elastic(
         "map": ticket.metadata["elastic"]["map"],
         "seed": seed,
     }
+    recipe = recipe_factory(config)
+    plan = recipe.retrain_plan()  # the source run's retrain tweaks
+    if plan:  # misfits before anything is written
+        keras.utils.set_random_seed(saved.config.seed)
+        plan.check(recipe.build_model(), has_teacher=True)
     directory = paths.run_dir(out, elastic_hashname(spec))
     os.makedirs(directory, exist_ok=True)
     spec_path = paths.elastic_spec(directory)
@@ -137,10 +142,13 @@ def run_elastic(
     if not os.path.exists(paths.elastic_ticket(directory)):
         ticket.save(paths.elastic_ticket(directory))
     ticket = Ticket.load(paths.elastic_ticket(directory))
-    recipe = recipe_factory(config)
     start = int(ticket.metadata.get("rewind_iterations", 0) or 0)
+
+    def teacher():  # KD: the source run's dense network teaches the target
+        return load_teacher(run_dir, Recipe(saved.config))
+
     for arm in [TICKET_ARM, *controls]:
-        _train_arm(directory, arm, ticket, recipe, start, saved.config, spec, verbose)
+        _train_arm(directory, arm, ticket, recipe, start, saved, spec, verbose, teacher)
     write_elastic_report(directory)
     done = arm_records(directory)
     if all(arm in done for arm in [TICKET_ARM, *controls]):
@@ -148,7 +156,8 @@ def run_elastic(
     return directory
 
 
-def _train_arm(directory, arm, ticket, recipe, start, source_config, spec, verbose):
+def _train_arm(directory, arm, ticket, recipe, start, saved, spec, verbose, teacher):
+    source_config = saved.config
     path = paths.elastic_arm_record(directory, arm)
     if os.path.exists(path):
         if verbose:
@@ -174,14 +183,18 @@ def _train_arm(directory, arm, ticket, recipe, start, source_config, spec, verbo
     order_seed = None
     if spec["seed"]:
         order_seed = recipe.default_order_seed() + spec["seed"]
+    plan = recipe.retrain_plan()
+    prepared = plan.prepare(model, model.get_compile_config(), teacher)
     record = train_from_step(
-        model,
+        prepared.trainee,
         start,
-        compile_config=model.get_compile_config(),
+        compile_config=prepared.compile_config,
         test_data=recipe.test_data,
         keep_best=recipe.config.pruning.evaluate_at == "best",
+        callbacks=prepared.callbacks,
         **recipe.fit_kwargs(order_seed=order_seed, verbose=2 if verbose > 1 else 0),
     )
+    plan.finish(prepared, model)
     report = pruning.sparsity_report(model)
     atomic_write_json(
         path,

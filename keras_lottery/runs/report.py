@@ -40,9 +40,13 @@ def with_branches(directory: str, rounds: list[dict]) -> list[dict]:
     """The rounds with the run's branch results joined in: controls run later
     (``keras-lottery branch``) become extra ``baselines`` (named by their kind,
     ``<kind>_branch`` when IMP trained that control itself, ``_s<seed>`` for
-    seeds other than 0), and instability analyses add an ``instability`` entry
-    (``{split: {mean, std, ...}}``)."""
+    seeds other than 0), tickets retrained with tweaks (``keras-lottery
+    retrain``) become ``retrain:<tweaks>`` baselines, and instability analyses
+    add an ``instability`` entry (``{split: {mean, std, ...}}``)."""
+    from keras_lottery.runs.retrain import column_name, load_retrains
+
     branches, analyses = load_branches(directory), load_instability(directory)
+    retrains = load_retrains(directory)
     out = []
     for record in rounds:
         record = dict(record, baselines=dict(record.get("baselines", {})))
@@ -51,6 +55,8 @@ def with_branches(directory: str, rounds: list[dict]) -> list[dict]:
             name = branch["kind"] + ("_branch" if branch["kind"] in own else "")
             name += f"_s{branch['seed']}" if branch["seed"] else ""
             record["baselines"][name] = branch["training"]
+        for retrain in retrains.get(record["round"], []):
+            record["baselines"][column_name(retrain)] = retrain["training"]
         if record["round"] in analyses:
             record["instability"] = analyses[record["round"]]["summary"]
         out.append(record)

@@ -259,3 +259,24 @@ def test_stability_section_is_typed_and_not_part_of_the_run_hash():
         with pytest.raises(ConfigError, match=match):
             load_config(None, [override])
     assert StabilityConfig().points == 30 and StabilityConfig().threshold == 0.02
+
+
+def test_retrain_and_rewind_mode_defaults_keep_every_hash():
+    # The hashes of configs written before these fields existed.
+    assert load_config(None).hashname() == "imp_44136fa355b3"
+    short = ["pruning.rounds=3", "pruning.rewind=2ep"]
+    assert load_config(None, short).hashname() == "imp_195268bad4a7"
+    tweaked = load_config(None, [*short, "retrain.tweaks=[swish, kd]"])
+    assert tweaked.non_default()["retrain"] == {"tweaks": ["swish", "kd"]}
+    lr = load_config(None, [*short, "pruning.rewind_mode=learning_rate"])
+    assert len({tweaked.hashname(), lr.hashname(), "imp_195268bad4a7"}) == 3
+
+
+def test_retrain_section_errors_name_the_key_and_allowed_values():
+    with pytest.raises(ConfigError, match=r"'retrain.tweaks' must be names from \("):
+        load_config(None, ["retrain.tweaks=[relu]"])
+    with pytest.raises(ConfigError, match=r"'retrain.kd_alpha' must be in \[0, 1\]"):
+        load_config(None, ["retrain.kd_alpha=1.5"])
+    with pytest.raises(ConfigError, match=r"'retrain.tweaks' \['kd'\] need a dense"):
+        load_config(None, ["method=cs", "retrain.tweaks=[label_smoothing, kd]"])
+    assert load_config(None, ["method=cs", "retrain.tweaks=[label_smoothing]"])

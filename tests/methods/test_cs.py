@@ -228,3 +228,37 @@ def test_nan_in_logits_stops_with_a_message_and_keeps_the_last_good_round(tmp_pa
     assert "last good checkpoint is search round 0" in str(error.value)
     assert (tmp_path / "search_000" / "record.json").exists()
     assert not (tmp_path / "search_001").exists()
+
+
+@pytest.mark.slow  # ~9 s (a search round and the ticket): over this budget
+def test_the_ticket_retrains_with_tweaks_and_the_search_without():
+    from keras_lottery.config import RetrainConfig
+    from keras_lottery.tweaks.losses import SmoothedSparseCategoricalCrossentropy
+    from keras_lottery.tweaks.retraining import RetrainPlan
+
+    losses = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            losses.append(self.model.loss)
+
+    x, y = images(n=32)
+    plan = RetrainPlan(RetrainConfig(tweaks=["label_smoothing"]))
+    search = _search(rounds=1, retrain=plan)
+    search.run(soft_convnet(), x, y, epochs=2, batch_size=16, callbacks=[Spy()])
+    search_loss, ticket_loss = losses
+    assert not isinstance(search_loss, SmoothedSparseCategoricalCrossentropy)
+    assert isinstance(ticket_loss, SmoothedSparseCategoricalCrossentropy)
+    assert ticket_loss.from_logits and ticket_loss.alpha == 0.1
+
+
+def test_kd_and_lrsi_are_refused_for_cs_and_the_config_gives_the_plan():
+    from keras_lottery.config import RetrainConfig
+    from keras_lottery.tweaks.retraining import RetrainPlan
+
+    with pytest.raises(ConfigError, match="no dense round to teach"):
+        _search(retrain=RetrainPlan(RetrainConfig(tweaks=["kd"])))
+    config = load_config(None, ["method=cs", "retrain.tweaks=[label_smoothing]"])
+    search = cs.ContinuousSparsification.from_config(config)
+    assert search.retrain.settings.tweaks == ["label_smoothing"]
+    assert not cs.ContinuousSparsification().retrain

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+import keras_lottery.models
 from keras_lottery import pruning
 from keras_lottery.config import ConfigError, PruningConfig, RunConfig, load_config
 from keras_lottery.methods import imp as imp_method
@@ -318,3 +319,56 @@ def test_tensorboard_logs_each_round_and_control_to_its_own_folder(tmp_path, cap
     assert out.index("training round_001/ticket") < out.index(
         "training round_001/random_reinit"
     )
+
+
+def test_learning_rate_rewinding_keeps_trained_weights_and_restarts_the_schedule():
+    x, y = classification_data(n=64)  # 4 steps per epoch at batch 16
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([6], [0.05, 0.001])
+    model = mlp()
+    model.compile(keras.optimizers.SGD(schedule), "sparse_categorical_crossentropy")
+    rates, starts = [], []
+
+    class Spy(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            starts.append(weights_by_path(self.model))
+
+        def on_train_batch_begin(self, batch, logs=None):
+            sync_state(self.model)
+            rates.append(
+                float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            )
+
+    class Trained(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            sync_state(self.model)
+            trained.append(weights_by_path(self.model))
+
+    trained = []
+    imp = _imp(fraction=0.5, rounds=1, rewind="4it", rewind_mode="learning_rate")
+    result = imp.run(
+        model, x, y, epochs=2, batch_size=16, verbose=0, callbacks=[Spy(), Trained()]
+    )
+    dense, pruned = rates[:8], rates[8:]
+    assert pruned == pytest.approx(dense[4:])  # the schedule restarts at step 4
+    assert result.rounds[1].ticket.steps == 4
+    masks = result.ticket.masks
+    for path, value in starts[1].items():
+        if path.endswith("mask"):
+            continue
+        expected = trained[0][path]
+        layer = path.split("/")[-2]
+        if path.endswith("kernel") and layer in masks:
+            expected = expected * masks[layer]
+        # Round 1 starts from round 0's trained weights (pruned), not step 4.
+        np.testing.assert_array_equal(value, expected)
+    assert result.ticket.metadata["rewind_mode"] == "learning_rate"
+    lenet = keras_lottery.models.get(
+        "lenet_300_100", num_classes=3, input_shape=(8,), hidden=[8, 4]
+    )
+    config = load_config(
+        None, ["pruning.rewind_mode=learning_rate", "pruning.rounds=1"]
+    )
+    driver = IterativeMagnitudePruning.from_config(config, lenet)
+    assert driver.rewind_mode == "learning_rate"
+    with pytest.raises(ConfigError, match="'pruning.rewind_mode' must be one of"):
+        PruningConfig(rewind_mode="optimizer")
