@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-import keras
 import pytest
 
 from tests.conftest import write_tiny_config
@@ -78,14 +77,13 @@ def _hide_tensorflow(folder) -> str:
     return str(folder)
 
 
-@pytest.mark.backend_neutral
-@pytest.mark.backend_core
+@pytest.mark.parametrize(
+    "backend",
+    [pytest.param("jax", marks=pytest.mark.slow), "torch"],  # JAX: XLA compiles
+)
 def test_imp_cs_tickets_and_interpolation_run_without_tensorflow(
-    tmp_path, cs_mlp_config
+    backend, tmp_path, cs_mlp_config
 ):
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        pytest.skip("checks the JAX and PyTorch backends with TensorFlow absent")
     hidden = _hide_tensorflow(tmp_path / "no_tf")
     imp_config = write_tiny_config(tmp_path, baselines="[]")
     env = dict(
