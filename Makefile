@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-lane-1 test-lane-2 test-tf test-jax test-slow drills lint format bench bench-export bench-tfmot clean
+.PHONY: install demo test test-lane-1 test-lane-2 test-tf test-jax test-torch test-slow drills lint format bench bench-export bench-tfmot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,45 +17,57 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/keras-lottery demo --out demo_runs
 
-# `make test` runs the TensorFlow suite and the backend-neutral tests on JAX in two
-# lanes side by side: each suite is mostly single-threaded (Python, tracing, XLA
-# compiles), so two lanes use both cores; one op thread per suite, as two thread
-# pools oversubscribe 2 cores. The JAX suite is the shorter, so its lane also runs
-# a few end-to-end TensorFlow files (LANE_1_TF) and the lanes end close together.
-# Each lane's output is printed when it finishes. Tests over 20 s are marked slow
-# and run by `make test-slow`. Measured on this 2-core machine from a fresh clone,
-# nothing else running (2026-11-30): `bash .ci/run` 8 min 32 s including the venv
-# install; lane 1 = JAX 453 passed in 5:02, then 39 TF tests in 1:35; lane 2 = 794
-# TF tests in 7:01. The same commit's runs varied by up to 1.5 min on this machine.
+# `make test` runs the TensorFlow suite, and the tests whose behaviour differs per
+# backend (marked backend_core: layers, pruning, tickets, rewinds, IMP/CS drivers,
+# interpolation, schedules) on JAX and on PyTorch, in two lanes side by side: each
+# suite is mostly single-threaded (Python, tracing, XLA compiles), so two lanes use
+# both cores; one op thread per suite, as two thread pools oversubscribe 2 cores.
+# The JAX and PyTorch runs are the shorter, so their lane also runs a few
+# end-to-end TensorFlow files (LANE_1_TF) and the lanes end close together. Each
+# lane's output is printed when it finishes. Tests over 20 s are marked slow and
+# run by `make test-slow`; every backend_neutral test runs on JAX in `make
+# test-jax` and on PyTorch in `make test-torch`. Before the PyTorch lane, from a
+# fresh clone on a quiet machine (2026-11-30): `bash .ci/run` 8 min 32 s including
+# the venv install; lane 1 = all 453 backend_neutral tests on JAX in 5:02, then 39
+# TF tests in 1:35; lane 2 = 794 TF tests in 7:01 (runs varied by up to 1.5 min).
+# The PyTorch install and lane were measured only on a loaded machine (CPU times
+# in docs/design.md, "Three backends"); lane 2 is unchanged.
 test: lint
 	$(MAKE) --no-print-directory --output-sync=target -j2 test-lane-1 test-lane-2
 
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 TF_TESTS := TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PYTEST) -m "not slow"
-JAX_TESTS := XLA_FLAGS=--xla_cpu_multi_thread_eigen=false KERAS_BACKEND=jax $(PYTEST) \
-	-m "backend_neutral and not slow"
+JAX_ENV := XLA_FLAGS=--xla_cpu_multi_thread_eigen=false KERAS_BACKEND=jax
+TORCH_ENV := OMP_NUM_THREADS=1 KERAS_BACKEND=torch
+NEUTRAL := -m "backend_neutral and not slow"
+CORE := -m "backend_core and not slow"
 LANE_1_TF := tests/test_cli.py tests/test_examples.py tests/test_benchmarks.py \
 	tests/runs/test_tuning.py tests/drills/test_kill_resume.py \
-	tests/runs/test_elastic.py
+	tests/runs/test_elastic.py tests/test_backends.py
 
 test-lane-1: $(STAMP)
 	mkdir -p .pytest-tmp
-	$(JAX_TESTS) --basetemp=.pytest-tmp/jax
+	$(JAX_ENV) $(PYTEST) $(CORE) --basetemp=.pytest-tmp/jax
+	$(TORCH_ENV) $(PYTEST) $(CORE) --basetemp=.pytest-tmp/torch
 	$(TF_TESTS) --basetemp=.pytest-tmp/tensorflow-1 $(LANE_1_TF)
 
 test-lane-2: $(STAMP)
 	mkdir -p .pytest-tmp
 	$(TF_TESTS) --basetemp=.pytest-tmp/tensorflow-2 $(addprefix --ignore=,$(LANE_1_TF))
 
-# The whole TensorFlow suite, and the backend-neutral tests (layers, pruning, CS,
-# analysis, ...) again on JAX.
+# The whole TensorFlow suite, and every backend-neutral test (layers, pruning, CS,
+# analysis, run folders, reports, ...) again on JAX and on PyTorch.
 test-tf: $(STAMP)
 	mkdir -p .pytest-tmp
 	$(TF_TESTS) --basetemp=.pytest-tmp/tensorflow
 
 test-jax: $(STAMP)
 	mkdir -p .pytest-tmp
-	$(JAX_TESTS) --basetemp=.pytest-tmp/jax
+	$(JAX_ENV) $(PYTEST) $(NEUTRAL) --basetemp=.pytest-tmp/jax
+
+test-torch: $(STAMP)
+	mkdir -p .pytest-tmp
+	$(TORCH_ENV) $(PYTEST) $(NEUTRAL) --basetemp=.pytest-tmp/torch
 
 # Tests over 20 s (marked slow): ResNet-50 conversions, real-data integration.
 test-slow: $(STAMP)

@@ -32,7 +32,7 @@ from tests.helpers import (
     weights_by_path,
 )
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 
 def _compiled_mlp():
@@ -142,6 +142,10 @@ def test_rewind_point_counts_from_the_start_of_this_fit():
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch",
+    reason="Keras refuses steps_per_execution > 1 on the PyTorch backend",
+)
 def test_rewind_point_inside_an_execution_is_captured_at_its_end():
     x, y = classification_data(n=64)  # 4 steps per epoch, executions of 3 + 1
     model = mlp()

@@ -15,7 +15,7 @@ from keras_lottery.soft_masks import soft_layers
 from tests.conftest import tensorflow_only
 from tests.helpers import images, small_convnet, soft_convnet, to_numpy
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 
 def _assert_same_outputs(a, b, x):

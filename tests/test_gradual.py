@@ -60,6 +60,7 @@ def _poison(model, layer, weight):
     variable.assign(np.full(variable.shape, np.nan, "float32"))
 
 
+@pytest.mark.backend_core
 @pytest.mark.backend_neutral
 def test_divergence_stops_the_fit_naming_the_epoch():
     from keras_lottery.errors import DivergenceError
@@ -75,6 +76,7 @@ def test_divergence_stops_the_fit_naming_the_epoch():
         _fit(model, [GradualPruning(OneShot(0.5, at_step=1))], epochs=1)
 
 
+@pytest.mark.backend_core
 @pytest.mark.backend_neutral
 def test_exact_counts_at_every_prune_step_with_exclusions_and_overrides():
     model = _compiled()
@@ -101,7 +103,8 @@ def test_exact_counts_at_every_prune_step_with_exclusions_and_overrides():
         pytest.param(
             lambda: keras.optimizers.Adam(0.01),
             id="adam",
-            marks=pytest.mark.backend_neutral,  # one of them on JAX too
+            # one of them on JAX and PyTorch too
+            marks=[pytest.mark.backend_neutral, pytest.mark.backend_core],
         ),
         pytest.param(
             lambda: keras.optimizers.AdamW(0.01, weight_decay=0.1), id="adamw"
@@ -131,6 +134,8 @@ def test_steps_per_execution_prunes_after_the_execution_that_crossed_the_step():
     assert _counts(model)["fc2"] == 64
 
 
+@pytest.mark.backend_core
+@pytest.mark.backend_neutral
 def test_resume_mid_schedule_gives_bit_identical_masks(tmp_path):
     def schedule():
         return PolynomialDecay(0.2, 0.9, begin_step=1, end_step=11, frequency=2)

@@ -4,7 +4,7 @@ import pytest
 
 from keras_lottery.optimizers import CoupledAdam, CoupledSGD
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 
 def _torch_sgd(w, grads, lr, momentum, wd, nesterov=False):

@@ -6,7 +6,7 @@ from keras_lottery import pruning
 from keras_lottery.layers import MaskedDense
 from tests.helpers import mlp, small_convnet
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 
 def _set_kernel(model, name, values):

@@ -17,6 +17,7 @@ from keras_lottery.pruning_schedules import (
 )
 
 
+@pytest.mark.backend_core
 @pytest.mark.backend_neutral
 def test_polynomial_decay_hand_computed():
     # p = (t - 100) / 400; sparsity = 0.9 - 0.8 * (1 - p) ** 2
@@ -31,6 +32,7 @@ def test_polynomial_decay_hand_computed():
     assert s(150) == (True, pytest.approx(0.9 - 0.8 * 0.875**2, abs=1e-6))
 
 
+@pytest.mark.backend_core
 @pytest.mark.backend_neutral
 def test_polynomial_decay_default_power_three():
     s = PolynomialDecay(0.5, 0.8, begin_step=0, end_step=1000)  # frequency 100
@@ -40,6 +42,7 @@ def test_polynomial_decay_default_power_three():
     assert not s.should_prune(1100) and not s.should_prune(50)
 
 
+@pytest.mark.backend_core
 @pytest.mark.backend_neutral
 def test_constant_sparsity_window_and_open_end():
     s = ConstantSparsity(0.6, begin_step=10, end_step=40, frequency=15)
@@ -49,6 +52,7 @@ def test_constant_sparsity_window_and_open_end():
     assert forever.should_prune(10**9) and not forever.should_prune(10**9 + 1)
 
 
+@pytest.mark.backend_core
 @pytest.mark.backend_neutral
 def test_one_shot_and_iterative_rounds():
     once = OneShot(0.9, at_step=7)
@@ -66,6 +70,7 @@ def test_one_shot_and_iterative_rounds():
     ]
 
 
+@pytest.mark.backend_core
 @pytest.mark.backend_neutral
 @pytest.mark.parametrize(
     "schedule",

@@ -5,7 +5,7 @@ import pytest
 
 from keras_lottery.schedules import OffsetSchedule, WarmupStepDecay
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 
 def _values(schedule, steps):

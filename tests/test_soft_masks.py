@@ -9,7 +9,7 @@ from keras_lottery.rewind import capture_state
 from keras_lottery.soft_masks import binarize, reset_logits, soft_layers
 from tests.helpers import images, small_convnet, soft_convnet, to_numpy
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 
 # --------------------------------------------------------------------------- masks

@@ -18,6 +18,7 @@ def _pruned(builder=small_convnet):
     return model
 
 
+@pytest.mark.backend_core
 def test_save_load_apply_round_trip(tmp_path):
     model = _pruned()
     state = capture_state(model)
@@ -43,6 +44,7 @@ def test_save_load_apply_round_trip(tmp_path):
         )
 
 
+@pytest.mark.backend_core
 def test_build_model_from_recorded_config(tmp_path):
     model = _pruned(mlp)
     Ticket.from_model(model).save(tmp_path / "t.npz")
@@ -53,6 +55,7 @@ def test_build_model_from_recorded_config(tmp_path):
     )
 
 
+@pytest.mark.backend_core
 def test_apply_onto_registry_model(tmp_path):
     keras.utils.set_random_seed(1)
     model = models.get("lenet_300_100", input_shape=(8, 8, 1), hidden=[12, 6])
@@ -65,6 +68,7 @@ def test_apply_onto_registry_model(tmp_path):
         np.testing.assert_array_equal(pruning.get_masks(fresh)[name], mask)
 
 
+@pytest.mark.backend_core
 def test_mismatched_architecture_names_the_first_mismatch():
     ticket = Ticket.from_model(_pruned(mlp))
     other = mlp(hidden=17)
@@ -90,6 +94,7 @@ def test_mismatched_architecture_names_the_first_mismatch():
         ticket.apply(no_bias)
 
 
+@pytest.mark.backend_core
 def test_unknown_format_version_is_rejected(tmp_path):
     import json
 

@@ -13,7 +13,7 @@ from keras_lottery.training import (
 )
 from tests.helpers import classification_data, mlp
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 
 def test_steps_per_epoch_inference():

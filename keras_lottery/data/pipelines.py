@@ -64,7 +64,17 @@ import math
 from numbers import Integral
 
 import numpy as np
-import tensorflow as tf
+
+from keras_lottery.errors import MissingExtraError
+
+try:
+    import tensorflow as tf
+except ImportError as error:  # the JAX and PyTorch backends need no TensorFlow
+    raise MissingExtraError(
+        "keras_lottery.data.pipelines (seeded tf.data pipelines: data.augment, "
+        "data.normalize, seeded data orders) needs TensorFlow: pip install "
+        "tensorflow-cpu. Without it, pass NumPy arrays to fit (shuffled by Keras)."
+    ) from error
 
 from keras_lottery.config import AUGMENTATIONS
 from keras_lottery.data.augment import (

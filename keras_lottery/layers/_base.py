@@ -117,6 +117,19 @@ class KernelMaskMixin:
         # DepthwiseConv's build does `self.kernel = self.add_weight(...)`.
         self._kernel = value
 
+    def __getattr__(self, name):
+        # Python calls __getattr__ when a property raises AttributeError; on the
+        # PyTorch backend torch.nn.Module.__getattr__ would then replace the
+        # property's message with "object has no attribute 'kernel'".
+        if name == "kernel":
+            return KernelMaskMixin.kernel.fget(self)
+        parent = getattr(super(), "__getattr__", None)
+        if parent is None:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}"
+            )
+        return parent(name)
+
     @property
     def raw_kernel(self):
         """The stored kernel variable, without the mask applied.

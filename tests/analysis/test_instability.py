@@ -20,7 +20,7 @@ from keras_lottery.rewind import capture_state
 # ``keras_lottery.analysis.instability`` is the function; this is the module.
 module = importlib.import_module("keras_lottery.analysis.instability")
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 
 def _state(model):

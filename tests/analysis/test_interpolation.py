@@ -10,7 +10,7 @@ from keras_lottery.analysis import interpolation
 from keras_lottery.rewind import capture_state
 from tests.helpers import classification_data, mlp, small_convnet
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 
 def _compiled(model, optimizer="sgd"):

@@ -20,7 +20,7 @@ from keras_lottery.layers import (
 )
 from keras_lottery.layers._base import KernelMaskMixin
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 MASK_NAMES = {
     MaskedLayerMixin: ["mask"],

@@ -17,7 +17,7 @@ from keras_lottery.layers import (
 from tests.conftest import tensorflow_only
 from tests.helpers import classification_data, mlp
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 CASES = [
     (MaskedDense, keras.layers.Dense, dict(units=5), (4, 6)),

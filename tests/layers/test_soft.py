@@ -15,7 +15,7 @@ from keras_lottery.layers import (
 from keras_lottery.soft_masks import soft_layers
 from tests.helpers import images, soft_convnet, to_numpy
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 
 def test_penalty_is_lambda_times_sum_of_soft_masks():

@@ -10,7 +10,7 @@ from keras_lottery.errors import RunFolderError
 from keras_lottery.manifest import finish_phase
 from keras_lottery.methods.checkpoints import verified_phases
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 
 def _phases(root, n, manifests=True):

@@ -14,7 +14,7 @@ from keras_lottery.steps import Step
 from tests.conftest import tensorflow_only
 from tests.helpers import classification_data, mlp, weights_by_path
 
-pytestmark = pytest.mark.backend_neutral
+pytestmark = [pytest.mark.backend_neutral, pytest.mark.backend_core]
 
 
 def _compiled_mlp(**kwargs):
