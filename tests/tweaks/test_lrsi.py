@@ -53,12 +53,18 @@ def test_scales_lower_the_objective_and_leave_masks_alone():
 
 
 # The one LRsI test on JAX too (its gradients are jax.grad's): compiling the
-# step functions costs seconds there, so it runs two iterations.
+# step functions costs seconds there, so it runs two iterations. On torch LRsI
+# is refused clearly.
+@pytest.mark.backend_core
 @pytest.mark.backend_neutral
 def test_scales_respect_their_minimum():
     model = _net()
     x, y = _batch()
     before = _values(model)
+    if keras.backend.backend() == "torch":
+        with pytest.raises(ConfigError, match="torch"):
+            lrsi_rescale(model, (x, y), iterations=2, batch_size=8)
+        return
 
     scales = lrsi_rescale(model, (x, y), iterations=2, batch_size=8, min_scale=2.0)
 

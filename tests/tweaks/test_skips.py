@@ -137,6 +137,7 @@ def _scaled_net():
     return model
 
 
+@pytest.mark.backend_core
 @pytest.mark.backend_neutral
 def test_fade_sets_alpha_per_step_and_logs_it():
     model = _scaled_net()
