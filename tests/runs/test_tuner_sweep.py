@@ -4,6 +4,7 @@ process or as a chief and workers (Keras Tuner's distributed mode)."""
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -70,7 +71,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start(config, out, tuner_id, port, log):
+def _start(config, out, tuner_id, port, log, grid=None, kill=None):
     env = dict(
         os.environ,
         PYTHONPATH=ROOT,
@@ -83,10 +84,12 @@ def _start(config, out, tuner_id, port, log):
         no_proxy="127.0.0.1",
         NO_PROXY="127.0.0.1",
     )
+    env.pop("KERAS_LOTTERY_DRILL_KILL", None)
+    if kill:
+        env["KERAS_LOTTERY_DRILL_KILL"] = kill
     command = [sys.executable, "-m", "keras_lottery.cli", "sweep", str(config)]
     command += ["--out", str(out), "--tuner"]
-    for item in GRID:
-        command += ["--grid", item]
+    command += grid or [a for item in GRID for a in ("--grid", item)]
     return subprocess.Popen(
         command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(out.parent)
     )
@@ -178,3 +181,42 @@ def test_chief_and_two_workers_run_each_point_once(cs_mlp_config, tmp_path):
     assert mine == theirs
     assert len(mine["settings"]) == 4 and all(r["points"] for r in mine["settings"])
     assert "sweep folder" in text["chief"]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_restarted_under_its_id_resumes_its_trial(
+    cs_mlp_config, tmp_path
+):
+    out = tmp_path / "runs"
+    out.mkdir()
+    port = _free_port()
+    grid = ["--grid", "cs.mask_initial_value=[-0.5, 0.5]"]
+    logs = {n: open(tmp_path / f"{n}.log", "w+") for n in ("chief", "killed", "again")}
+    # CS, one search round: write 9 is inside the ticket's phase (see the drills).
+    chief = _start(cs_mlp_config, out, "chief", port, logs["chief"], grid)
+    killed = again = None
+    try:
+        killed = _start(
+            cs_mlp_config, out, "worker0", port, logs["killed"], grid, kill="9"
+        )
+        assert killed.wait(timeout=300) == -signal.SIGKILL
+        again = _start(cs_mlp_config, out, "worker0", port, logs["again"], grid)
+        assert again.wait(timeout=300) == 0
+        assert chief.wait(timeout=120) == 0
+    finally:
+        for process in (chief, killed, again):
+            if process is not None and process.poll() is None:
+                process.kill()
+    text = {}
+    for name, log in logs.items():
+        log.seek(0)
+        text[name] = log.read()
+        log.close()
+    first = re.search(r"trial 0+ runs (.+?) in ", text["killed"]).group(1)
+    assert re.search(r"trial 0+ runs (.+?) in ", text["again"]).group(1) == first
+    assert "resuming CS after search round 0" in text["again"]
+    directory = _sweep_dir(out)
+    trials = sorted((directory / "tuner").glob("trial_*/trial.json"))
+    assert [json.loads(t.read_text())["status"] for t in trials] == ["COMPLETED"] * 2
+    rows = json.loads((directory / "sweep.json").read_text())["settings"]
+    assert all(r["points"] for r in rows)
