@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import keras
 import keras_tuner
@@ -172,7 +173,9 @@ def run_tuner_sweep(
     does; a worker returns when no trial is left.
 
     ``tuner_dir``: where the tuner's project goes (``<tuner_dir>/sweep_<hash>``);
-    default ``<sweep folder>/tuner``.
+    default ``<sweep folder>/tuner``. A search that ends with failed settings
+    is moved to ``<project>.failed``, so that running the sweep again retries
+    them (Keras Tuner would reload the search as done).
     """
     role = tuner_role()
     settings = expand(config_path, grid, overrides, out)
@@ -197,4 +200,17 @@ def run_tuner_sweep(
             )
         return directory
     failed = [s for s in settings if not paths.is_finished(s.run_dir)]
+    if failed:
+        _set_aside(tuner.project_dir)
     return finish_sweep(directory, settings, failed, logs="the tuner processes' output")
+
+
+def _set_aside(project_dir: str) -> None:
+    """Moves a search that ended with failed settings to ``<project>.failed``
+    (replacing an older one): Keras Tuner would reload it as done and hand out
+    nothing, so the next run of the sweep starts a new search, in which the
+    finished settings cost nothing and the failed ones run again."""
+    target = project_dir.rstrip(os.sep) + ".failed"
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(project_dir, target)
+    print_msg(f"[keras_lottery] the failed search's trial records: {target}")

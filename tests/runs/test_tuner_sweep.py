@@ -108,6 +108,19 @@ def test_one_process_search_gives_the_jobs_sweep_report(
     out = tmp_path / "runs"
     args = ["sweep", str(cs_mlp_config), "--out", str(out)]
     args += ["--grid", "cs.mask_initial_value=[-0.5, 0.5]"]
+
+    def fail(config, **kwargs):
+        raise RuntimeError(f"s0={config.cs.mask_initial_value} broke")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tuner_sweep.runner, "run", fail)
+        assert cli.main(args + ["--tuner"]) == 2  # every setting failed
+    printed = capsys.readouterr()
+    assert "2 sweep setting(s) failed" in printed.err
+    assert "s0=0.5 broke" in printed.out
+    assert "not finished" in (_sweep_dir(out) / "sweep.txt").read_text()
+    assert not (_sweep_dir(out) / "tuner").exists()  # set aside: retried below
+    assert (_sweep_dir(out) / "tuner.failed").is_dir()
     assert cli.main(args + ["--tuner"]) == 0
     printed = capsys.readouterr().out
     assert len(re.findall(r"tuner tuner0: trial \d+ runs", printed)) == 2
