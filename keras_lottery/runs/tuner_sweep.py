@@ -183,8 +183,11 @@ def run_tuner_sweep(
         directory = sweep_dir_for(config_path, grid, overrides, out)
     else:
         directory = start_sweep(config_path, grid, overrides, out)
-    if role == "chief" and all(paths.is_finished(s.run_dir) for s in settings):
-        # A chief would wait for workers to ask; no trial is left to hand out.
+    if all(paths.is_finished(s.run_dir) for s in settings):
+        # Nothing to hand out: a chief would wait for workers that never come,
+        # a worker for a chief that has already ended.
+        if role == "worker":
+            return directory
         return finish_sweep(directory, settings, [])
     if tuner_dir is None:
         project = (directory, paths.SWEEP_TUNER)

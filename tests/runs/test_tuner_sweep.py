@@ -138,8 +138,14 @@ def test_one_process_search_gives_the_jobs_sweep_report(
     monkeypatch.setattr(sweep.subprocess, "call", no_process)
     assert cli.main(args) == 0  # the --jobs sweep finds every run folder finished
     assert (directory / "sweep.txt").read_text() == report
-    assert cli.main(args + ["--tuner"]) == 0  # the tuner's project is done
+    assert cli.main(args + ["--tuner"]) == 0  # every setting is finished
     assert "runs cs." not in capsys.readouterr().out
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(_free_port()))
+    for tuner_id in ("worker0", "chief"):  # neither waits for the other
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
+        assert cli.main(args + ["--tuner"]) == 0
+    assert (directory / "sweep.txt").read_text() == report
 
 
 @pytest.mark.slow
