@@ -149,7 +149,12 @@ def test_one_process_search_gives_the_jobs_sweep_report(
 
 
 @pytest.mark.slow
-def test_chief_and_two_workers_run_each_point_once(cs_mlp_config, tmp_path):
+def test_chief_and_two_workers_run_each_point_once(
+    cs_mlp_config, tmp_path, monkeypatch
+):
+    # The --jobs processes below: this checkout, one op thread as the workers.
+    monkeypatch.setenv("PYTHONPATH", ROOT)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
     out = tmp_path / "tuner_runs"
     out.mkdir()
     port = _free_port()
