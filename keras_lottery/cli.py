@@ -5,6 +5,8 @@ keras-lottery run configs/lenet_mnist.yaml --set pruning.rounds=3 --out runs
 keras-lottery run configs/cs_resnet20_cifar10.yaml --set data.path=cifar10.npz
 keras-lottery sweep configs/cs_resnet20_cifar10.yaml \
     --grid 'cs.mask_initial_value=[-0.1, 0.0, 0.1]' --jobs 3
+keras-lottery sweep configs/cs_resnet20_cifar10.yaml \
+    --grid 'cs.mask_initial_value=[-0.1, 0.0, 0.1]' --tuner   # chief/workers: env
 keras-lottery report runs/imp_3f2a9c1d0b7e
 keras-lottery compare runs/imp_3f2a9c1d0b7e runs/cs_9d1e2b3c4a5f --out runs/compare
 keras-lottery demo
@@ -131,6 +133,20 @@ def _add_sweep(sub) -> None:
     sweep_p.add_argument("--out", default="runs", help="root folder of run folders")
     sweep_p.add_argument(
         "--jobs", type=int, default=1, help="settings run at once (processes)"
+    )
+    sweep_p.add_argument(
+        "--tuner",
+        action="store_true",
+        help="run the grid as a Keras Tuner search (GridSearch oracle), in this "
+        "process, or as chief and workers on many machines with "
+        "KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT "
+        "(docs/distributed.md)",
+    )
+    sweep_p.add_argument(
+        "--tuner-dir",
+        metavar="DIR",
+        help="with --tuner: the Keras Tuner project goes to DIR/sweep_<hash> "
+        "(default: the sweep folder's tuner/)",
     )
 
 
@@ -364,6 +380,10 @@ def _run(args) -> int:
 def _sweep(args) -> int:
     from keras_lottery.runs.sweep import parse_grid, run_sweep
 
+    if args.tuner_dir and not args.tuner:
+        raise ValueError("--tuner-dir goes with --tuner.")
+    if args.tuner:
+        return _tuner_sweep(args, parse_grid(args.grid))
     directory = run_sweep(
         args.config,
         parse_grid(args.grid),
@@ -371,9 +391,27 @@ def _sweep(args) -> int:
         out=args.out,
         jobs=args.jobs,
     )
+    return _print_sweep(directory)
+
+
+def _print_sweep(directory) -> int:
     with open(paths.sweep_text(directory)) as handle:
         print(f"\n{handle.read()}\nsweep folder: {directory}")
     return 0
+
+
+def _tuner_sweep(args, grid) -> int:
+    from keras_lottery.runs.tuner_sweep import run_tuner_sweep, tuner_role
+
+    if args.jobs != 1:
+        raise ValueError(
+            "--tuner runs one trial at a time per process: start more Keras "
+            "Tuner workers (docs/distributed.md), or use --jobs without --tuner."
+        )
+    directory = run_tuner_sweep(
+        args.config, grid, args.overrides, out=args.out, tuner_dir=args.tuner_dir
+    )
+    return 0 if tuner_role() == "worker" else _print_sweep(directory)
 
 
 def _report(args) -> int:

@@ -30,7 +30,8 @@ An elastic run folder ``<out>/elastic_<hash>/`` (``keras-lottery elastic``)::
     report.txt, result.json          result.json last
 
 Sweep folders ``sweep_<hash>/`` hold ``sweep.yaml``, ``logs/``, ``sweep.json``,
-``sweep.txt`` and plots; comparison folders ``comparison.{txt,json,png}``.
+``sweep.txt``, plots and (``sweep --tuner``) ``tuner/``; comparison folders
+``comparison.{txt,json,png}``.
 
 Example:
 
@@ -269,6 +270,15 @@ def sweep_json(directory: str) -> str:
 
 def sweep_text(directory: str) -> str:
     return os.path.join(directory, "sweep.txt")
+
+
+SWEEP_TUNER = "tuner"
+
+
+def sweep_tuner(directory: str) -> str:
+    """The Keras Tuner project of a ``sweep --tuner`` (oracle and trial
+    records) when no ``--tuner-dir`` is given."""
+    return os.path.join(directory, SWEEP_TUNER)
 
 
 SWEEP_PLOT = "sweep.png"

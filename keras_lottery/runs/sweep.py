@@ -82,7 +82,7 @@ def expand(config_path, grid: dict, overrides=(), out="runs") -> list[Setting]:
     settings = []
     for values in itertools.product(*(grid[k] for k in keys)):
         extra = tuple(
-            f"{k}={_yaml_value(v)}" for k, v in zip(keys, values, strict=True)
+            f"{k}={override_value(v)}" for k, v in zip(keys, values, strict=True)
         )
         config = load_config(config_path, list(overrides) + list(extra))
         settings.append(Setting(extra, config, os.path.join(out, config.hashname())))
@@ -92,7 +92,12 @@ def expand(config_path, grid: dict, overrides=(), out="runs") -> list[Setting]:
     return settings
 
 
-def _yaml_value(value) -> str:
+def override_value(value) -> str:
+    """A grid value as the text of its ``key=value`` override.
+
+    >>> override_value([8, 4])
+    '[8, 4]'
+    """
     return json.dumps(value)  # JSON scalars and lists are valid YAML
 
 
@@ -115,6 +120,22 @@ def run_sweep(config_path, grid, overrides=(), out="runs", jobs=1, verbose=1) ->
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1; got {jobs!r}.")
     settings = expand(config_path, grid, overrides, out)
+    directory = start_sweep(config_path, grid, overrides, out)
+
+    def launch(indexed):
+        i, setting = indexed
+        return _run_setting(
+            config_path, overrides, setting, directory, i, jobs, verbose
+        )
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        codes = list(pool.map(launch, enumerate(settings)))
+    failed = [s for s, code in zip(settings, codes, strict=True) if code]
+    return finish_sweep(directory, settings, failed)
+
+
+def start_sweep(config_path, grid, overrides=(), out="runs") -> str:
+    """Creates the sweep folder (``sweep.yaml``, ``logs/``); returns it."""
     directory = sweep_dir_for(config_path, grid, overrides, out)
     os.makedirs(paths.sweep_logs(directory), exist_ok=True)
     atomic_write_text(
@@ -128,21 +149,20 @@ def run_sweep(config_path, grid, overrides=(), out="runs", jobs=1, verbose=1) ->
             sort_keys=False,
         ),
     )
+    return directory
 
-    def launch(indexed):
-        i, setting = indexed
-        return _run_setting(
-            config_path, overrides, setting, directory, i, jobs, verbose
-        )
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        codes = list(pool.map(launch, enumerate(settings)))
+def finish_sweep(directory: str, settings, failed, logs=None) -> str:
+    """Writes the family report of ``settings``; returns ``directory``, or
+    raises ``RuntimeError`` naming the ``failed`` settings and where their
+    ``logs`` are (default: the sweep's ``logs/``); the report covers the
+    finished ones."""
     write_sweep_report(directory, settings)
-    failed = [s.label for s, code in zip(settings, codes, strict=True) if code]
     if failed:
+        labels = [s.label for s in failed]
         raise RuntimeError(
-            f"{len(failed)} sweep setting(s) failed: {failed}; see "
-            f"{paths.sweep_logs(directory)}. Re-run the sweep to resume them."
+            f"{len(labels)} sweep setting(s) failed: {labels}; see "
+            f"{logs or paths.sweep_logs(directory)}. Re-run the sweep to resume them."
         )
     return directory
 

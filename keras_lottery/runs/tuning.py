@@ -33,6 +33,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 
 import keras_tuner
 
@@ -261,6 +262,42 @@ class IMPHyperModel(_RunHyperModel):
             last = json.load(handle)["rounds"][-1]["round"]
         _, model = runner.prepare(config)
         return model, load_arrays(paths.round_trained(directory, last))
+
+
+class IdlePause:
+    """A tuner mixin for Keras Tuner's distributed mode: a worker whose request
+    for a trial came back empty (``IDLE``: the grid is handed out, other
+    workers' trials still run) waits ``idle_pause`` seconds before asking
+    again, instead of re-asking the chief in a tight loop that takes a CPU
+    core from the trials still running.
+
+    >>> class Grid(IdlePause, keras_tuner.GridSearch): ...
+    """
+
+    idle_pause = 0.05
+
+    def pre_create_trial(self):
+        if getattr(self, "_asked_in_vain", False):
+            time.sleep(self.idle_pause)
+        self._asked_in_vain = True  # until on_trial_begin says otherwise
+        super().pre_create_trial()
+
+    def on_trial_begin(self, trial):
+        self._asked_in_vain = False
+        super().on_trial_begin(trial)
+
+
+class TicketGridSearch(IdlePause, keras_tuner.GridSearch):
+    """``keras_tuner.GridSearch`` for the hypermodels of this module, on one
+    machine or in Keras Tuner's distributed mode (the same script as chief and
+    workers, told apart by ``KERASTUNER_TUNER_ID``): waiting workers pause
+    between requests (:class:`IdlePause`). See docs/distributed.md.
+
+    >>> tuner = TicketGridSearch(CSHyperModel(config, out="/shared/runs"),
+    ...                          objective="val_accuracy",
+    ...                          directory="/shared/tuning", project_name="cs")
+    >>> tuner.search()
+    """
 
 
 class TrialConfigError(ConfigError, keras_tuner.errors.FatalError):

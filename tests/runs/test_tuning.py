@@ -11,8 +11,8 @@ import pytest
 from keras_lottery._io import load_arrays
 from keras_lottery.config import load_config
 from keras_lottery.errors import ConfigError, RunFolderError
-from keras_lottery.runs import runner
-from keras_lottery.runs.tuning import CSHyperModel, metrics
+from keras_lottery.runs import runner, tuning
+from keras_lottery.runs.tuning import CSHyperModel, TicketGridSearch, metrics
 from keras_lottery.ticket import Ticket
 from tests.helpers import to_numpy
 from tests.test_examples import load_example
@@ -149,7 +149,7 @@ def test_imp_hypermodel_tunes_the_pruning_rate_and_returns_trained_tickets(tmp_p
     hypermodel = IMPHyperModel(
         config, fractions=[0.5, 0.75], rewinds=["3it"], out=str(tmp_path / "runs")
     )
-    tuner = keras_tuner.GridSearch(
+    tuner = TicketGridSearch(
         hypermodel,
         objective=hypermodel.objective,
         directory=str(tmp_path / "tuning"),
@@ -189,3 +189,25 @@ def test_a_trial_that_prunes_every_weight_is_flagged(
     hypermodel = CSHyperModel(load_config(cs_mlp_config), out=str(tmp_path / "runs"))
     assert hypermodel.fit(keras_tuner.HyperParameters(), None) == empty
     assert "pruned every weight (0% remaining" in capsys.readouterr().out
+
+
+def test_a_worker_told_to_wait_pauses_before_asking_again(monkeypatch):
+    calls = []
+
+    class Tuner:
+        def pre_create_trial(self):
+            calls.append("ask")
+
+        def on_trial_begin(self, trial):
+            calls.append(f"run {trial}")
+
+    class Waiting(tuning.IdlePause, Tuner):
+        pass
+
+    monkeypatch.setattr(tuning.time, "sleep", lambda s: calls.append(f"sleep {s}"))
+    tuner = Waiting()
+    tuner.pre_create_trial()  # the first request: at once
+    tuner.on_trial_begin(0)
+    tuner.pre_create_trial()  # after a trial: at once
+    tuner.pre_create_trial()  # the last request began no trial (IDLE): a pause
+    assert calls == ["ask", "run 0", "ask", "sleep 0.05", "ask"]
