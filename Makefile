@@ -43,7 +43,7 @@ NEUTRAL := -m "backend_neutral and not slow"
 CORE := -m "backend_core and not slow"
 LANE_1_TF := tests/test_cli.py tests/test_examples.py tests/test_benchmarks.py \
 	tests/runs/test_tuning.py tests/drills/test_kill_resume.py \
-	tests/runs/test_elastic.py tests/test_backends.py
+	tests/runs/test_elastic.py tests/test_backends.py tests/runs/test_tuner_sweep.py
 
 test-lane-1: $(STAMP)
 	mkdir -p .pytest-tmp

@@ -211,7 +211,10 @@ def table(summary: dict) -> str:
             "pp (paired) [range] |",
             "|---|---|---|---|",
         ]
-        for name, by_seed in rows.items():
+        first = ["target dense", "target IMP ticket", "E-LTH ticket"]
+        order = sorted(rows, key=lambda n: (first.index(n) if n in first else 3, n))
+        for name in order:
+            by_seed = rows[name]
             fraction = statistics.mean(remaining[name])
             paired = "" if name == "target IMP ticket" else _paired(by_seed, base)
             out.append(
