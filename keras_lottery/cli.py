@@ -102,6 +102,13 @@ def _add_run(sub) -> None:
     )
     _wait_flag(run_p)
     run_p.add_argument(
+        "--distribute",
+        choices=("mirrored", "multi_worker", "tpu"),
+        help="train with a tf.distribute strategy: mirrored (the local GPUs), "
+        "multi_worker (the cluster in TF_CONFIG; run the same command on every "
+        "worker, --out on a shared filesystem), tpu (docs/distributed.md)",
+    )
+    run_p.add_argument(
         "--print-config",
         action="store_true",
         help="print the resolved config and its run folder, then exit",
@@ -299,17 +306,27 @@ def _run(args) -> int:
     if getattr(args, "print_config", False):
         print(config.to_yaml() + f"# run folder: {args.out}/{config.hashname()}")
         return 0
+    from keras_lottery import distributed
+
+    # A strategy is made before anything else runs TensorFlow ops.
+    distribute = getattr(args, "distribute", None)
+    strategy = distributed.make_strategy(distribute) if distribute else None
     from keras_lottery._messages import print_msg
     from keras_lottery.methods import registry
     from keras_lottery.runs.report import write_report
     from keras_lottery.runs.runner import run
     from keras_lottery.runs.sharing import seed_cs_search
 
-    if getattr(args, "from_search", None) and seed_cs_search(
-        args.from_search, config, args.out
-    ):
-        print_msg(f"[keras_lottery] search rounds copied from {args.from_search}")
-    directory = run(config, out=args.out, wait=getattr(args, "wait", False))
+    chief = distributed.is_chief(strategy) if strategy is not None else True
+    if chief and getattr(args, "from_search", None):
+        if seed_cs_search(args.from_search, config, args.out):
+            print_msg(f"[keras_lottery] search rounds copied from {args.from_search}")
+    directory = run(
+        config, out=args.out, wait=getattr(args, "wait", False), strategy=strategy
+    )
+    if not chief:
+        print_msg(f"[keras_lottery] worker done; the chief wrote {directory}")
+        return 0
     plot = registry.get(config.method).plot_name
     print(
         f"\n{write_report(directory)}\n\nrun folder: {directory}\n"
