@@ -1,0 +1,258 @@
+"""Multi-worker data-parallel runs (keras_lottery.distributed).
+
+The process tests start two `keras-lottery run --distribute multi_worker`
+workers on 127.0.0.1 (free ports picked at runtime) and compare their run
+folder with a single-process run of the same config (same global batch):
+masks equal, accuracies and weights equal within float tolerance. They take
+about a minute on a loaded 2-core machine (each worker imports TensorFlow and
+all-reduces over gRPC), hence `multiworker` marks (`make test-multiworker`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+from keras_lottery import distributed
+from keras_lottery.config import load_config
+from keras_lottery.errors import ConfigError, DistributedError
+from keras_lottery.runs import runner
+from keras_lottery.ticket import Ticket
+from tests.conftest import tensorflow_only, write_tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROUNDS = 2
+
+
+# ------------------------------------------------------------------ in-process
+
+
+def test_without_a_multi_worker_strategy_everything_is_local(tmp_path):
+    masks = [np.array([True, False]), np.ones((2, 2), np.float32)]
+    assert distributed.from_chief(masks) == masks
+    assert distributed.is_chief()
+    assert distributed.write_dir(str(tmp_path)) == str(tmp_path)
+    distributed.check_in_sync(None, "nothing to compare")  # no strategy: no-op
+    distributed.barrier()
+
+
+@pytest.mark.parametrize(
+    ("name", "tf_config", "message"),
+    [
+        ("ring", None, "Unknown distribution strategy 'ring'; allowed"),
+        ("multi_worker", None, "--distribute multi_worker needs TF_CONFIG"),
+        ("multi_worker", "{not json", "TF_CONFIG must be JSON with 'cluster'"),
+        ("multi_worker", '{"cluster": {}}', "TF_CONFIG must be JSON"),
+    ],
+)
+def test_make_strategy_refuses_bad_settings(monkeypatch, name, tf_config, message):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    if tf_config is not None:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(ConfigError, match=message):
+        distributed.make_strategy(name)
+
+
+class _FakeStrategy:
+    """Two workers with one replica each; the other worker's values are
+    ``theirs`` (what ``_sum_from`` would all-reduce)."""
+
+    num_replicas_in_sync = 2
+
+    class cluster_resolver:  # noqa: N801 - mimics the attribute
+        task_type, task_id = "worker", 0
+
+        @staticmethod
+        def cluster_spec():
+            class Spec:
+                def as_dict(self):
+                    return {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+
+            return Spec()
+
+
+def _two_workers(monkeypatch, other):
+    """Simulates a second worker whose check_in_sync digest is ``other(mine)``."""
+    strategy = _FakeStrategy()
+    monkeypatch.setattr(distributed, "_multi_worker", lambda: strategy)
+
+    def sum_from(_, values, only_first):
+        if only_first:  # this worker is the chief
+            return values
+        theirs = other(values)
+        return values + theirs
+
+    monkeypatch.setattr(distributed, "_sum_from", sum_from)
+
+
+@tensorflow_only
+def test_check_in_sync_raises_on_every_worker_when_one_differs(monkeypatch):
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    # The other worker found a difference (it adds 1 to the disagreement sum).
+    _two_workers(monkeypatch, lambda values: np.ones_like(values))
+    with pytest.raises(DistributedError, match="Before IMP round 1 .* 1 worker"):
+        distributed.check_in_sync(model, "IMP round 1 (ticket)")
+    # It agrees: nothing raised.
+    _two_workers(monkeypatch, lambda values: np.zeros_like(values))
+    distributed.check_in_sync(model, "IMP round 1 (ticket)")
+
+
+def test_workers_write_to_their_own_temporary_folder(monkeypatch, tmp_path):
+    strategy = _FakeStrategy()
+    monkeypatch.setattr(distributed, "_multi_worker", lambda: strategy)
+    root = str(tmp_path / "imp_abc")
+    assert distributed.write_dir(root) == root  # worker 0 without chief: chief
+    monkeypatch.setattr(strategy.cluster_resolver, "task_id", 1)
+    assert not distributed.is_chief()
+    temp = distributed.write_dir(root)
+    assert temp == distributed.worker_temp_dir(root)
+    assert temp.endswith(os.path.join("keras_lottery_workers", "imp_abc_worker_1"))
+
+
+# ------------------------------------------------------------------ two processes
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _launch(config, out, kill_worker=None) -> list[subprocess.Popen]:
+    """Starts worker 0 (the chief) and worker 1 of a 2-worker cluster; with
+    ``kill_worker = (index, point)`` that worker SIGKILLs itself at its
+    ``KERAS_LOTTERY_DRILL_KILL`` point."""
+    cluster = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    workers = []
+    for index in range(2):
+        env = dict(
+            os.environ,
+            PYTHONPATH=ROOT,
+            KERAS_BACKEND="tensorflow",
+            TF_NUM_INTRAOP_THREADS="1",
+            TF_NUM_INTEROP_THREADS="1",
+            TF_CPP_MIN_LOG_LEVEL="2",
+            TF_CONFIG=json.dumps(
+                {
+                    "cluster": {"worker": cluster},
+                    "task": {"type": "worker", "index": index},
+                }
+            ),
+        )
+        env.pop("KERAS_LOTTERY_DRILL_KILL", None)
+        if kill_worker is not None and kill_worker[0] == index:
+            env["KERAS_LOTTERY_DRILL_KILL"] = kill_worker[1]
+        command = [sys.executable, "-m", "keras_lottery.cli", "run", str(config)]
+        workers.append(
+            subprocess.Popen(
+                [*command, "--out", str(out), "--distribute", "multi_worker"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    return workers
+
+
+def _finish(workers, timeout=300) -> list[str]:
+    outputs = []
+    for worker in workers:
+        output, _ = worker.communicate(timeout=timeout)
+        assert worker.returncode == 0, output[-3000:]
+        outputs.append(output)
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The tiny IMP config (no controls) run in this process."""
+    folder = tmp_path_factory.mktemp("reference")
+    config = write_tiny_config(folder, baselines="[]")
+    directory = runner.run(load_config(str(config)), out=str(folder / "runs"))
+    return config, directory
+
+
+def _rounds(directory) -> list[tuple[dict, dict]]:
+    out = []
+    for r in range(ROUNDS + 1):
+        phase = os.path.join(directory, f"round_{r:03d}")
+        with open(os.path.join(phase, "record.json")) as f:
+            record = json.load(f)
+        out.append((Ticket.load(os.path.join(phase, "ticket.npz")), record))
+    return out
+
+
+def _assert_same_run(got, want):
+    for (ticket, record), (ticket_1, record_1) in zip(
+        _rounds(got), _rounds(want), strict=True
+    ):
+        assert ticket.masks.keys() == ticket_1.masks.keys()
+        for name, mask in ticket.masks.items():
+            np.testing.assert_array_equal(mask, ticket_1.masks[name])
+        for w, w_1 in zip(ticket.weights, ticket_1.weights, strict=True):
+            np.testing.assert_allclose(w, w_1, rtol=1e-5, atol=1e-6)
+        assert record["fraction_remaining"] == record_1["fraction_remaining"]
+        for key, value in record_1["ticket"]["test"].items():
+            assert record["ticket"]["test"][key] == pytest.approx(value, abs=1e-5)
+        for key, value in record_1["ticket"]["final"].items():
+            assert record["ticket"]["final"][key] == pytest.approx(value, abs=1e-5)
+
+
+@pytest.mark.multiworker
+@pytest.mark.slow
+@tensorflow_only
+def test_two_workers_match_one_process(reference, tmp_path):
+    config, single = reference
+    outputs = _finish(_launch(config, tmp_path))
+    directory = os.path.join(tmp_path, os.path.basename(single))
+    assert os.path.exists(os.path.join(directory, "result.json"))
+    _assert_same_run(directory, single)
+    assert "worker done; the chief wrote" in outputs[1]
+    assert "run folder:" in outputs[0]
+    temp = os.path.join(tempfile.gettempdir(), "keras_lottery_workers")
+    leftover = os.path.join(temp, f"{os.path.basename(directory)}_worker_1")
+    assert not os.path.exists(leftover)  # the worker's temporary folder is gone
+
+
+@pytest.mark.multiworker
+@pytest.mark.slow
+@tensorflow_only
+def test_a_killed_worker_and_a_relaunch_resume_from_the_last_round(reference, tmp_path):
+    config, single = reference
+    directory = os.path.join(tmp_path, os.path.basename(single))
+    # Worker 1 writes (to its temporary folder) rewind_state, then round 0's
+    # trained, ticket, manifest and record: it dies right after round 0.
+    chief, worker = _launch(config, tmp_path, kill_worker=(1, "5:after"))
+    worker.wait(timeout=300)
+    assert worker.returncode == -signal.SIGKILL
+    # The chief writes round 0 before its next all-reduce; the job is then
+    # relaunched as a whole (the chief would fail on its own, later).
+    record = os.path.join(directory, "round_000", "record.json")
+    deadline = time.monotonic() + 120
+    while not os.path.exists(record) and chief.poll() is None:
+        assert time.monotonic() < deadline, "the chief never finished round 0"
+        time.sleep(0.2)
+    chief.kill()
+    chief.communicate()
+    assert os.path.exists(record)
+    assert not os.path.exists(os.path.join(directory, "round_001", "record.json"))
+    outputs = _finish(_launch(config, tmp_path))
+    assert "resuming after round 0" in outputs[0]
+    assert "resuming after round 0" in outputs[1]
+    _assert_same_run(directory, single)
