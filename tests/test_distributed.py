@@ -133,10 +133,11 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _launch(config, out, kill_worker=None) -> list[subprocess.Popen]:
-    """Starts worker 0 (the chief) and worker 1 of a 2-worker cluster; with
-    ``kill_worker = (index, point)`` that worker SIGKILLs itself at its
-    ``KERAS_LOTTERY_DRILL_KILL`` point."""
+def _launch(config, out, kill_worker=None, script=None) -> list[subprocess.Popen]:
+    """Starts worker 0 (the chief) and worker 1 of a 2-worker cluster running
+    ``keras-lottery run config --out out`` (or ``python -c script[0]
+    script[1:]``); with ``kill_worker = (index, point)`` that worker SIGKILLs
+    itself at its ``KERAS_LOTTERY_DRILL_KILL`` point."""
     cluster = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     workers = []
     for index in range(2):
@@ -158,9 +159,12 @@ def _launch(config, out, kill_worker=None) -> list[subprocess.Popen]:
         if kill_worker is not None and kill_worker[0] == index:
             env["KERAS_LOTTERY_DRILL_KILL"] = kill_worker[1]
         command = [sys.executable, "-m", "keras_lottery.cli", "run", str(config)]
+        command += ["--out", str(out), "--distribute", "multi_worker"]
+        if script is not None:
+            command = [sys.executable, "-c", *script]
         workers.append(
             subprocess.Popen(
-                [*command, "--out", str(out), "--distribute", "multi_worker"],
+                command,
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -256,3 +260,92 @@ def test_a_killed_worker_and_a_relaunch_resume_from_the_last_round(reference, tm
     assert "resuming after round 0" in outputs[0]
     assert "resuming after round 0" in outputs[1]
     _assert_same_run(directory, single)
+
+
+CS_YAML = """
+method: cs
+data: {{name: tiny, path: {data}, validation_size: 10}}
+model: {{name: lenet_300_100, options: {{hidden: [16, 8]}}}}
+training: {{optimizer: sgd, learning_rate: 0.05, batch_size: 16, duration: 2ep}}
+cs: {{rounds: 1, rewind: 1ep, layers: all}}
+baselines: []
+"""
+
+
+def cs_and_gradual(strategy, folder: str) -> None:
+    """What each process of the CS / GradualPruning test runs: a CS run of
+    ``folder/cs.yaml`` into ``folder/runs``, then a ``fit`` with
+    ``GradualPruning`` whose masks and weights the chief saves to
+    ``folder/gradual.npz``."""
+    import keras
+
+    from keras_lottery import pruning
+    from keras_lottery.gradual import GradualPruning
+    from keras_lottery.pruning_schedules import PolynomialDecay
+    from tests.helpers import classification_data, mlp
+
+    config = load_config(os.path.join(folder, "cs.yaml"))
+    runner.run(config, out=os.path.join(folder, "runs"), strategy=strategy)
+    x, y = classification_data(n=128)
+    with distributed.scope(strategy):
+        keras.utils.set_random_seed(7)
+        model = mlp()
+        model.compile(
+            keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy"
+        )
+        schedule = PolynomialDecay(0.0, 0.8, begin_step=0, end_step=8, frequency=2)
+        model.fit(
+            x,
+            y,
+            epochs=3,
+            batch_size=32,
+            verbose=0,
+            callbacks=[GradualPruning(schedule)],
+        )
+        if distributed.is_chief(strategy):
+            masks = pruning.get_masks(model)
+            weights = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+            np.savez(os.path.join(folder, "gradual.npz"), **masks, **weights)
+        distributed.barrier()
+
+
+_CS_WORKER = """
+import sys
+from keras_lottery import distributed
+strategy = distributed.make_strategy("multi_worker")
+from tests.test_distributed import cs_and_gradual
+cs_and_gradual(strategy, sys.argv[1])
+"""
+
+
+@pytest.mark.multiworker
+@pytest.mark.slow
+@tensorflow_only
+def test_cs_search_and_gradual_pruning_in_fit_on_two_workers(tmp_path):
+    from tests.conftest import write_tiny_dataset
+
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    data = write_tiny_dataset(tmp_path)
+    for folder in (single, multi):
+        folder.mkdir()
+        (folder / "cs.yaml").write_text(CS_YAML.format(data=data))
+    cs_and_gradual(None, str(single))
+    workers = _launch(None, multi, script=(_CS_WORKER, str(multi)))
+    _finish(workers)
+    (run,) = os.listdir(single / "runs")
+    one, two = single / "runs" / run, multi / "runs" / run
+    ticket, ticket_1 = Ticket.load(two / "ticket.npz"), Ticket.load(one / "ticket.npz")
+    for name, mask in ticket_1.masks.items():
+        np.testing.assert_array_equal(ticket.masks[name], mask)
+    with open(two / "result.json") as f, open(one / "result.json") as f_1:
+        got, want = json.load(f), json.load(f_1)
+    got, want = got["ticket"]["ticket_training"], want["ticket"]["ticket_training"]
+    assert got["test"] == pytest.approx(want["test"], abs=1e-5)
+    assert got["final"] == pytest.approx(want["final"], abs=1e-5)
+    with np.load(multi / "gradual.npz") as got, np.load(single / "gradual.npz") as want:
+        assert sorted(got.files) == sorted(want.files)
+        for key in want.files:
+            if want[key].dtype == bool:
+                np.testing.assert_array_equal(got[key], want[key])
+            else:
+                np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
