@@ -22,10 +22,11 @@ import time
 import numpy as np
 import pytest
 
-from keras_lottery import distributed
+from keras_lottery import distributed, paths
 from keras_lottery.config import load_config
 from keras_lottery.errors import ConfigError, DistributedError
 from keras_lottery.runs import runner
+from keras_lottery.runs.branches import run_branch
 from keras_lottery.ticket import Ticket
 from tests.conftest import tensorflow_only, write_tiny_config
 
@@ -133,11 +134,12 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _launch(config, out, kill_worker=None, script=None) -> list[subprocess.Popen]:
-    """Starts worker 0 (the chief) and worker 1 of a 2-worker cluster running
-    ``keras-lottery run config --out out`` (or ``python -c script[0]
-    script[1:]``); with ``kill_worker = (index, point)`` that worker SIGKILLs
-    itself at its ``KERAS_LOTTERY_DRILL_KILL`` point."""
+def _launch(command, kill_worker=None) -> list[subprocess.Popen]:
+    """Starts worker 0 (the chief) and worker 1 of a 2-worker cluster, each
+    running ``keras-lottery *command --distribute multi_worker`` (or, for a
+    command starting with ``-c``, ``python *command``); with ``kill_worker =
+    (index, point)`` that worker SIGKILLs itself at its
+    ``KERAS_LOTTERY_DRILL_KILL`` point."""
     cluster = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     workers = []
     for index in range(2):
@@ -158,13 +160,14 @@ def _launch(config, out, kill_worker=None, script=None) -> list[subprocess.Popen
         env.pop("KERAS_LOTTERY_DRILL_KILL", None)
         if kill_worker is not None and kill_worker[0] == index:
             env["KERAS_LOTTERY_DRILL_KILL"] = kill_worker[1]
-        command = [sys.executable, "-m", "keras_lottery.cli", "run", str(config)]
-        command += ["--out", str(out), "--distribute", "multi_worker"]
-        if script is not None:
-            command = [sys.executable, "-c", *script]
+        if command[0] == "-c":
+            argv = [sys.executable, *command]
+        else:
+            argv = [sys.executable, "-m", "keras_lottery.cli", *map(str, command)]
+            argv += ["--distribute", "multi_worker"]
         workers.append(
             subprocess.Popen(
-                command,
+                argv,
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -223,7 +226,7 @@ def _assert_same_run(got, want):
 @tensorflow_only
 def test_two_workers_match_one_process(reference, tmp_path):
     config, single = reference
-    outputs = _finish(_launch(config, tmp_path))
+    outputs = _finish(_launch(["run", config, "--out", tmp_path]))
     directory = os.path.join(tmp_path, os.path.basename(single))
     assert os.path.exists(os.path.join(directory, "result.json"))
     _assert_same_run(directory, single)
@@ -232,6 +235,16 @@ def test_two_workers_match_one_process(reference, tmp_path):
     temp = os.path.join(tempfile.gettempdir(), "keras_lottery_workers")
     leftover = os.path.join(temp, f"{os.path.basename(directory)}_worker_1")
     assert not os.path.exists(leftover)  # the worker's temporary folder is gone
+    # A branch (a control trained later from round 1) on the two workers.
+    branch = ["--round", "1", "--kind", "shuffle_masks"]
+    _finish(_launch(["branch", directory, *branch]))
+    want = run_branch(single, 1, "shuffle_masks", verbose=0)
+    record = paths.record(paths.branch_dir(directory, 1, "shuffle_masks", 0))
+    with open(record) as f:
+        got = json.load(f)
+    assert got["fraction_remaining"] == want["fraction_remaining"]
+    assert got["layers_remaining"] == want["layers_remaining"]
+    assert got["training"]["test"] == pytest.approx(want["training"]["test"], abs=1e-5)
 
 
 @pytest.mark.multiworker
@@ -242,7 +255,8 @@ def test_a_killed_worker_and_a_relaunch_resume_from_the_last_round(reference, tm
     directory = os.path.join(tmp_path, os.path.basename(single))
     # Worker 1 writes (to its temporary folder) rewind_state, then round 0's
     # trained, ticket, manifest and record: it dies right after round 0.
-    chief, worker = _launch(config, tmp_path, kill_worker=(1, "5:after"))
+    command = ["run", config, "--out", tmp_path]
+    chief, worker = _launch(command, kill_worker=(1, "5:after"))
     worker.wait(timeout=300)
     assert worker.returncode == -signal.SIGKILL
     # The chief writes round 0 before its next all-reduce; the job is then
@@ -256,7 +270,7 @@ def test_a_killed_worker_and_a_relaunch_resume_from_the_last_round(reference, tm
     chief.communicate()
     assert os.path.exists(record)
     assert not os.path.exists(os.path.join(directory, "round_001", "record.json"))
-    outputs = _finish(_launch(config, tmp_path))
+    outputs = _finish(_launch(command))
     assert "resuming after round 0" in outputs[0]
     assert "resuming after round 0" in outputs[1]
     _assert_same_run(directory, single)
@@ -311,7 +325,7 @@ def cs_and_gradual(strategy, folder: str) -> None:
 
 _CS_WORKER = """
 import sys
-from keras_lottery import distributed
+from keras_lottery import distributed, paths
 strategy = distributed.make_strategy("multi_worker")
 from tests.test_distributed import cs_and_gradual
 cs_and_gradual(strategy, sys.argv[1])
@@ -330,7 +344,7 @@ def test_cs_search_and_gradual_pruning_in_fit_on_two_workers(tmp_path):
         folder.mkdir()
         (folder / "cs.yaml").write_text(CS_YAML.format(data=data))
     cs_and_gradual(None, str(single))
-    workers = _launch(None, multi, script=(_CS_WORKER, str(multi)))
+    workers = _launch(["-c", _CS_WORKER, multi])
     _finish(workers)
     (run,) = os.listdir(single / "runs")
     one, two = single / "runs" / run, multi / "runs" / run
