@@ -239,7 +239,10 @@ def from_chief(arrays: list[np.ndarray]) -> list[np.ndarray]:
     strategy = _multi_worker()
     if strategy is None or not arrays:
         return list(arrays)
-    flat = np.concatenate([np.asarray(a, np.float64).ravel() for a in arrays])
+    # Adding zeros is exact in any float type; masks travel as float32.
+    small = all(np.asarray(a).dtype in (np.bool_, np.float32) for a in arrays)
+    dtype = np.float32 if small else np.float64
+    flat = np.concatenate([np.asarray(a, dtype).ravel() for a in arrays])
     reduced = _sum_from(strategy, flat, only_first=True)
     out, at = [], 0
     for a in arrays:

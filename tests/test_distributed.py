@@ -109,6 +109,25 @@ def test_check_in_sync_raises_on_every_worker_when_one_differs(monkeypatch):
     distributed.check_in_sync(model, "IMP round 1 (ticket)")
 
 
+def test_from_chief_keeps_shapes_and_dtypes(monkeypatch):
+    sent = []
+
+    def chief_values(_, values, only_first):
+        sent.append(values.dtype)
+        return values  # this worker is the chief: its values come back
+
+    monkeypatch.setattr(distributed, "_multi_worker", lambda: _FakeStrategy())
+    monkeypatch.setattr(distributed, "_sum_from", chief_values)
+    masks = [np.array([[True, False]]), np.array([False, True, True])]
+    got = distributed.from_chief(masks)
+    assert sent == [np.float32]  # one all-reduce; masks travel as float32
+    for a, b in zip(got, masks, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    assert distributed.from_chief([np.arange(3)])[0].tolist() == [0, 1, 2]
+    assert sent[-1] == np.float64
+
+
 def test_workers_write_to_their_own_temporary_folder(monkeypatch, tmp_path):
     strategy = _FakeStrategy()
     monkeypatch.setattr(distributed, "_multi_worker", lambda: strategy)
