@@ -196,7 +196,7 @@ def _launch(command, kill_worker=None) -> list[subprocess.Popen]:
     return workers
 
 
-def _finish(workers, timeout=300) -> list[str]:
+def _finish(workers, timeout=900) -> list[str]:
     outputs = []
     for worker in workers:
         output, _ = worker.communicate(timeout=timeout)
@@ -276,12 +276,12 @@ def test_a_killed_worker_and_a_relaunch_resume_from_the_last_round(reference, tm
     # trained, ticket, manifest and record: it dies right after round 0.
     command = ["run", config, "--out", tmp_path]
     chief, worker = _launch(command, kill_worker=(1, "5:after"))
-    worker.wait(timeout=300)
+    worker.wait(timeout=900)
     assert worker.returncode == -signal.SIGKILL
     # The chief writes round 0 before its next all-reduce; the job is then
     # relaunched as a whole (the chief would fail on its own, later).
     record = os.path.join(directory, "round_000", "record.json")
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while not os.path.exists(record) and chief.poll() is None:
         assert time.monotonic() < deadline, "the chief never finished round 0"
         time.sleep(0.2)
@@ -344,7 +344,7 @@ def cs_and_gradual(strategy, folder: str) -> None:
 
 _CS_WORKER = """
 import sys
-from keras_lottery import distributed, paths
+from keras_lottery import distributed
 strategy = distributed.make_strategy("multi_worker")
 from tests.test_distributed import cs_and_gradual
 cs_and_gradual(strategy, sys.argv[1])
