@@ -197,11 +197,19 @@ def _launch(command, kill_worker=None) -> list[subprocess.Popen]:
 
 
 def _finish(workers, timeout=900) -> list[str]:
+    """The workers' outputs once all exited 0; on any failure (a timeout
+    included) every worker still running is killed."""
     outputs = []
-    for worker in workers:
-        output, _ = worker.communicate(timeout=timeout)
-        assert worker.returncode == 0, output[-3000:]
-        outputs.append(output)
+    try:
+        for worker in workers:
+            output, _ = worker.communicate(timeout=timeout)
+            assert worker.returncode == 0, output[-3000:]
+            outputs.append(output)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
     return outputs
 
 
@@ -266,16 +274,9 @@ def test_two_workers_match_one_process(reference, tmp_path):
     assert got["training"]["test"] == pytest.approx(want["training"]["test"], abs=1e-5)
 
 
-@pytest.mark.multiworker
-@pytest.mark.slow
-@tensorflow_only
-def test_a_killed_worker_and_a_relaunch_resume_from_the_last_round(reference, tmp_path):
-    config, single = reference
-    directory = os.path.join(tmp_path, os.path.basename(single))
-    # Worker 1 writes (to its temporary folder) rewind_state, then round 0's
-    # trained, ticket, manifest and record: it dies right after round 0.
-    command = ["run", config, "--out", tmp_path]
-    chief, worker = _launch(command, kill_worker=(1, "5:after"))
+def _kill_after_round_0(directory, chief, worker) -> None:
+    """Waits for worker 1 to kill itself after round 0, then for the chief to
+    finish writing round 0, and kills the chief (a relaunch of the job)."""
     worker.wait(timeout=900)
     assert worker.returncode == -signal.SIGKILL
     # The chief writes round 0 before its next all-reduce; the job is then
@@ -289,6 +290,25 @@ def test_a_killed_worker_and_a_relaunch_resume_from_the_last_round(reference, tm
     chief.communicate()
     assert os.path.exists(record)
     assert not os.path.exists(os.path.join(directory, "round_001", "record.json"))
+
+
+@pytest.mark.multiworker
+@pytest.mark.slow
+@tensorflow_only
+def test_a_killed_worker_and_a_relaunch_resume_from_the_last_round(reference, tmp_path):
+    config, single = reference
+    directory = os.path.join(tmp_path, os.path.basename(single))
+    # Worker 1 writes (to its temporary folder) rewind_state, then round 0's
+    # trained, ticket, manifest and record: it dies right after round 0.
+    command = ["run", config, "--out", tmp_path]
+    workers = _launch(command, kill_worker=(1, "5:after"))
+    try:
+        _kill_after_round_0(directory, *workers)
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
     outputs = _finish(_launch(command))
     assert "resuming after round 0" in outputs[0]
     assert "resuming after round 0" in outputs[1]
