@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-lane-1 test-lane-2 test-tf test-jax test-torch test-slow drills lint format bench bench-export bench-tfmot clean
+.PHONY: install demo test test-lane-1 test-lane-2 test-tf test-jax test-torch test-slow test-multiworker drills lint format bench bench-export bench-tfmot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,14 @@ test-slow: $(STAMP)
 	mkdir -p .pytest-tmp
 	TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PYTEST) \
 		--basetemp=.pytest-tmp/slow -m "slow and not drills"
+
+# Multi-worker data parallelism (docs/distributed.md): 2 worker processes on
+# 127.0.0.1 vs one process, and a killed worker + relaunch (marked slow too: each
+# 2-worker run takes 1-2.5 min on this loaded 2-core machine).
+test-multiworker: $(STAMP)
+	mkdir -p .pytest-tmp
+	TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PYTEST) \
+		--basetemp=.pytest-tmp/multiworker -m multiworker tests/test_distributed.py
 
 # The reliability drills (tests/drills, docs/reliability.md): kill -9 at many
 # points of IMP, CS and a branch, then resume; corrupt files; bad inputs. `make

@@ -105,6 +105,7 @@ def _add_run(sub) -> None:
         "cs.target_sparsity, cs.mode, baselines) and train only the ticket",
     )
     _wait_flag(run_p)
+    _distribute_flag(run_p)
     run_p.add_argument(
         "--print-config",
         action="store_true",
@@ -202,6 +203,8 @@ def _add_branches(sub) -> None:
         "--seed", type=_seed, default=0, help="replicate seed, an int >= 0 (default 0)"
     )
     _wait_flag(br_p)
+    _distribute_flag(br_p)
+
     rt_p = sub.add_parser(
         "retrain",
         help="train a saved round's ticket again with sparse-retraining tweaks "
@@ -241,6 +244,28 @@ def _tweak_name(text: str) -> str:
             f"invalid choice: {text!r} (choose from {', '.join(registry.names())})"
         )
     return text
+
+
+def _distribute_flag(parser) -> None:
+    parser.add_argument(
+        "--distribute",
+        choices=("mirrored", "multi_worker", "tpu"),
+        help="train with a tf.distribute strategy: mirrored (the local GPUs), "
+        "multi_worker (the cluster in TF_CONFIG; run the same command on every "
+        "worker, the run folder on a shared filesystem), tpu "
+        "(docs/distributed.md)",
+    )
+
+
+def _strategy(args):
+    """The ``--distribute`` strategy (``None`` without the flag) and whether
+    this process is the chief (the one that writes and prints reports)."""
+    from keras_lottery import distributed
+
+    # A strategy is made before anything else runs TensorFlow ops.
+    name = getattr(args, "distribute", None)
+    strategy = distributed.make_strategy(name) if name else None
+    return strategy, distributed.is_chief(strategy) if strategy is not None else True
 
 
 def _wait_flag(parser) -> None:
@@ -358,17 +383,22 @@ def _run(args) -> int:
     if getattr(args, "print_config", False):
         print(config.to_yaml() + f"# run folder: {args.out}/{config.hashname()}")
         return 0
+    strategy, chief = _strategy(args)
     from keras_lottery._messages import print_msg
     from keras_lottery.methods import registry
     from keras_lottery.runs.report import write_report
     from keras_lottery.runs.runner import run
     from keras_lottery.runs.sharing import seed_cs_search
 
-    if getattr(args, "from_search", None) and seed_cs_search(
-        args.from_search, config, args.out
-    ):
-        print_msg(f"[keras_lottery] search rounds copied from {args.from_search}")
-    directory = run(config, out=args.out, wait=getattr(args, "wait", False))
+    if chief and getattr(args, "from_search", None):
+        if seed_cs_search(args.from_search, config, args.out):
+            print_msg(f"[keras_lottery] search rounds copied from {args.from_search}")
+    directory = run(
+        config, out=args.out, wait=getattr(args, "wait", False), strategy=strategy
+    )
+    if not chief:
+        print_msg(f"[keras_lottery] worker done; the chief wrote {directory}")
+        return 0
     plot = registry.get(config.method).plot_name
     print(
         f"\n{write_report(directory)}\n\nrun folder: {directory}\n"
@@ -505,10 +535,20 @@ def _instability(args) -> int:
 
 
 def _branch(args) -> int:
+    strategy, chief = _strategy(args)
     from keras_lottery.runs.branches import run_branch
     from keras_lottery.runs.report import write_report
 
-    run_branch(args.run_dir, args.round, args.kind, seed=args.seed, wait=args.wait)
+    run_branch(
+        args.run_dir,
+        args.round,
+        args.kind,
+        seed=args.seed,
+        wait=args.wait,
+        strategy=strategy,
+    )
+    if not chief:
+        return 0
     directory = paths.branch_dir(args.run_dir, args.round, args.kind, args.seed)
     print(f"\n{write_report(args.run_dir)}\n\nrecord: {paths.record(directory)}")
     return 0

@@ -60,3 +60,7 @@ class MissingExtraError(LotteryError, ImportError):
 
 class OutputExistsError(LotteryError, FileExistsError):
     """An output path exists and the caller did not ask to overwrite it."""
+
+
+class DistributedError(LotteryError, RuntimeError):
+    """The workers of a multi-worker run disagree (different variables or phases)."""

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from keras import ops
 
+from keras_lottery import distributed
 from keras_lottery.errors import DivergenceError
 from keras_lottery.layers.masked import is_masked, validate_mask
 
@@ -101,6 +102,9 @@ def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
         name: validate_mask(mask, tuple(by_name[name].raw_kernel.shape), name)
         for name, mask in masks.items()
     }
+    # Under a multi-worker strategy the chief's masks are applied everywhere.
+    agreed = distributed.from_chief(list(checked.values()))
+    checked = dict(zip(checked, agreed, strict=True))
     sync_state(model)
     for name, mask in checked.items():
         by_name[name].set_mask(mask)

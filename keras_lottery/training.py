@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from keras_lottery import distributed
 from keras_lottery.callbacks import StopAtIteration, TrainingRecorder
 from keras_lottery.guards import StopOnDivergence
 from keras_lottery.rewind import capture_state
@@ -162,6 +163,8 @@ def fit_and_record(
         callbacks.append(StopOnDivergence(phase))
     if start % steps_per_epoch:
         callbacks.append(StopAtIteration(total - start))
+    # Multi-worker runs: every worker must start from the same state.
+    distributed.check_in_sync(model, phase or "training")
     began = time.perf_counter()
     history = model.fit(
         x,

@@ -15,7 +15,7 @@ import dataclasses
 import glob
 import os
 
-from keras_lottery import paths
+from keras_lottery import distributed, paths
 from keras_lottery._io import (
     load_arrays,
     read_json,
@@ -42,6 +42,7 @@ class IMPCheckpoints:
 
     def __init__(self, root):
         self.root = os.fspath(root)
+        self.out = distributed.write_dir(self.root)  # the chief's is root
         self._extra = []
 
     def resume(self, model):
@@ -57,23 +58,23 @@ class IMPCheckpoints:
     def save_extra_rewind(self, step, state, ticket) -> None:
         """What a run rewinding to ``step`` would save at round 0 (see
         ``IterativeMagnitudePruning(extra_rewinds=...)``)."""
-        save_arrays(paths.extra_rewind_state(self.root, step), state)
-        ticket.save(paths.extra_rewind_ticket(self.root, step))
+        save_arrays(paths.extra_rewind_state(self.out, step), state)
+        ticket.save(paths.extra_rewind_ticket(self.out, step))
         self._extra += [
-            paths.extra_rewind_state(self.root, step),
-            paths.extra_rewind_ticket(self.root, step),
+            paths.extra_rewind_state(self.out, step),
+            paths.extra_rewind_ticket(self.out, step),
         ]
 
     def save_round(self, model, record, rewind_state, ticket) -> None:
         r = record.round
-        directory = paths.round_dir(self.root, r)
+        directory = paths.round_dir(self.out, r)
         os.makedirs(directory, exist_ok=True)
-        files = [paths.round_trained(self.root, r), paths.round_ticket(self.root, r)]
+        files = [paths.round_trained(self.out, r), paths.round_ticket(self.out, r)]
         if r == 0:
-            save_arrays(paths.rewind_state(self.root), rewind_state)
-            files += [paths.rewind_state(self.root), *self._extra]
-        save_arrays(paths.round_trained(self.root, r), capture_state(model))
-        ticket.save(paths.round_ticket(self.root, r))
+            save_arrays(paths.rewind_state(self.out), rewind_state)
+            files += [paths.rewind_state(self.out), *self._extra]
+        save_arrays(paths.round_trained(self.out, r), capture_state(model))
+        ticket.save(paths.round_ticket(self.out, r))
         finish_phase(directory, _relative(directory, files), record.to_dict())
 
 
@@ -86,6 +87,7 @@ class CSCheckpoints:
 
     def __init__(self, root):
         self.root = os.fspath(root)
+        self.out = distributed.write_dir(self.root)  # the chief's is root
 
     def resume_search(self, model):
         rounds = verified_phases(self.root, paths.SEARCH)
@@ -111,16 +113,16 @@ class CSCheckpoints:
 
     def save_round(self, model, record, rewind_state) -> None:
         r = record.round
-        directory = paths.search_dir(self.root, r)
+        directory = paths.search_dir(self.out, r)
         os.makedirs(directory, exist_ok=True)
-        files = [paths.search_state(self.root, r), paths.search_optimizer(self.root, r)]
+        files = [paths.search_state(self.out, r), paths.search_optimizer(self.out, r)]
         if r == 0:
-            save_arrays(paths.rewind_state(self.root), rewind_state)
-            files.append(paths.rewind_state(self.root))
+            save_arrays(paths.rewind_state(self.out), rewind_state)
+            files.append(paths.rewind_state(self.out))
         sync_state(model)
-        save_arrays(paths.search_state(self.root, r), capture_state(model))
+        save_arrays(paths.search_state(self.out, r), capture_state(model))
         save_arrays(
-            paths.search_optimizer(self.root, r),
+            paths.search_optimizer(self.out, r),
             [copy_of(v) for v in model.optimizer.variables],
         )
         finish_phase(directory, _relative(directory, files), record.to_dict())
@@ -129,11 +131,11 @@ class CSCheckpoints:
         return os.path.exists(paths.record(paths.cs_ticket_dir(self.root)))
 
     def save_result(self, hard, result: CSResult) -> None:
-        directory = paths.cs_ticket_dir(self.root)
+        directory = paths.cs_ticket_dir(self.out)
         os.makedirs(directory, exist_ok=True)
-        result.ticket.save(paths.cs_ticket(self.root))
+        result.ticket.save(paths.cs_ticket(self.out))
         save_arrays(paths.trained(directory), capture_state(hard))
-        files = [paths.cs_ticket(self.root), paths.trained(directory)]
+        files = [paths.cs_ticket(self.out), paths.trained(directory)]
         finish_phase(directory, _relative(directory, files), result.to_dict())
 
     def load_result(self, records) -> CSResult:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import keras
 
-from keras_lottery import analysis, controls, paths, pruning
+from keras_lottery import analysis, controls, distributed, paths, pruning
 from keras_lottery._io import atomic_write_bytes, load_arrays, remove_leftover_temps
 from keras_lottery._messages import print_msg
 from keras_lottery.config import RunConfig, load_config
@@ -175,23 +175,35 @@ def run_branch(
     seed: int = 0,
     verbose: int = 1,
     wait: bool = False,
+    strategy=None,
 ) -> dict:
     """Trains control ``kind`` from round ``round`` (>= 1) of ``run_dir`` from
     the round's rewind step with the run's recipe, as IMP trains its controls.
     Skips (and returns the saved record) if already done. ``wait``: wait for
     another process working in the run folder instead of raising
-    :class:`~keras_lottery.errors.RunFolderError`."""
+    :class:`~keras_lottery.errors.RunFolderError`. ``strategy``: a
+    ``tf.distribute`` strategy or its name, as for
+    :func:`keras_lottery.runs.runner.run` (under a multi-worker strategy only
+    the chief locks and writes the run folder)."""
     controls.get(kind)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0; got {seed!r}.")
     if not os.path.exists(paths.config(run_dir)):
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml).")
-    with run_folder_lock(run_dir, wait=wait):
-        remove_leftover_temps(run_dir)
-        return _run_branch(run_dir, round, kind, seed, verbose)
+    if isinstance(strategy, str):
+        strategy = distributed.make_strategy(strategy)
+    with distributed.scope(strategy):
+        if not distributed.is_chief():
+            result = _run_branch(run_dir, round, kind, seed, verbose, write=False)
+        else:
+            with run_folder_lock(run_dir, wait=wait):
+                remove_leftover_temps(run_dir)
+                result = _run_branch(run_dir, round, kind, seed, verbose)
+        distributed.barrier()  # the workers wait for the chief's record
+    return result
 
 
-def _run_branch(run_dir, round, kind, seed, verbose) -> dict:
+def _run_branch(run_dir, round, kind, seed, verbose, write=True) -> dict:
     directory = paths.branch_dir(run_dir, round, kind, seed)
     path = paths.record(directory)
     if os.path.exists(path):
@@ -231,7 +243,8 @@ def _run_branch(run_dir, round, kind, seed, verbose) -> dict:
         },
         "training": dataclasses.asdict(record),
     }
-    finish_phase(directory, [], result)
+    if write:
+        finish_phase(directory, [], result)
     if verbose:
         accuracy = (record.test or {}).get("accuracy")
         print_msg(

@@ -22,10 +22,11 @@ Example:
 from __future__ import annotations
 
 import os
+import shutil
 
 import keras
 
-from keras_lottery import paths
+from keras_lottery import distributed, paths
 from keras_lottery._io import (
     atomic_write_json,
     atomic_write_text,
@@ -51,6 +52,7 @@ def run(
     verbose: int = 1,
     prepared=None,
     wait: bool = False,
+    strategy=None,
     **driver_options,
 ) -> str:
     """Runs (or resumes, or skips if finished) ``config``; returns the run folder.
@@ -62,7 +64,22 @@ def run(
     :func:`keras_lottery.runs.sharing.seed_dense_round`; no effect on results).
     ``wait``: if another process holds the run folder, wait for it instead of
     raising :class:`~keras_lottery.errors.RunFolderError`.
+    ``strategy``: a ``tf.distribute`` strategy or its name (see
+    :func:`keras_lottery.distributed.make_strategy`): the model is built,
+    compiled and trained in its scope. Under a multi-worker strategy every
+    worker runs this with the same arguments; the chief writes the run folder
+    (and holds its lock), the others resume from it and write their files to
+    a temporary folder that is removed at the end (docs/distributed.md).
     """
+    if isinstance(strategy, str):
+        strategy = distributed.make_strategy(strategy)
+    with distributed.scope(strategy):
+        directory = _run(config, out, verbose, prepared, wait, driver_options)
+        distributed.barrier()  # the workers wait for the chief's last write
+    return directory
+
+
+def _run(config, out, verbose, prepared, wait, driver_options) -> str:
     method = registry.get(config.method)
     unknown = sorted(set(driver_options) - set(method.driver_options))
     if unknown:
@@ -79,21 +96,38 @@ def run(
     )
     if method.preflight is not None:  # every check before the folder exists
         method.preflight(config, recipe, driver, model)
+    if not distributed.is_chief():
+        return _run_as_worker(directory, recipe, model, driver)
     with run_folder_lock(directory, wait=wait):
         if paths.is_finished(directory):  # finished while this process waited
             return _already_finished(directory, config, verbose)
         _claim(directory, config, verbose)
         atomic_write_text(paths.config(directory), config.to_yaml())
-        driver.run(
-            model,
-            test_data=recipe.test_data,
-            **recipe.fit_kwargs(verbose=2 if verbose else 0),
-        )
+        _train(recipe, model, driver, verbose)
         report.write_report(directory)
         atomic_write_json(
             paths.result(directory),
             {"config": config.to_dict(), **method.summarize(directory)},
         )
+    return directory
+
+
+def _train(recipe, model, driver, verbose) -> None:
+    driver.run(
+        model,
+        test_data=recipe.test_data,
+        **recipe.fit_kwargs(verbose=2 if verbose else 0),
+    )
+
+
+def _run_as_worker(directory, recipe, model, driver) -> str:
+    """A non-chief worker of a multi-worker run: trains in step with the chief,
+    reading ``directory`` to resume, writing nothing there."""
+    temp = distributed.worker_temp_dir(directory)
+    try:
+        _train(recipe, model, driver, verbose=0)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
     return directory
 
 
