@@ -26,12 +26,12 @@ demo: $(STAMP)
 # end-to-end TensorFlow files (LANE_1_TF) and the lanes end close together. Each
 # lane's output is printed when it finishes. Tests over 20 s are marked slow and
 # run by `make test-slow`; every backend_neutral test runs on JAX in `make
-# test-jax` and on PyTorch in `make test-torch`. Before the PyTorch lane, from a
-# fresh clone on a quiet machine (2026-11-30): `bash .ci/run` 8 min 32 s including
-# the venv install; lane 1 = all 453 backend_neutral tests on JAX in 5:02, then 39
-# TF tests in 1:35; lane 2 = 794 TF tests in 7:01 (runs varied by up to 1.5 min).
-# The PyTorch install and lane were measured only on a loaded machine (CPU times
-# in docs/design.md, "Three backends"); lane 2 is unchanged.
+# test-jax` and on PyTorch in `make test-torch`. Measured from a fresh clone on
+# this 2-core machine, nothing else running (2026-11-30): `bash .ci/run` 9 min 3 s
+# including the venv install (~1.5 min, PyTorch's CPU wheel included) and lint;
+# lane 1 = 250 backend_core tests on JAX in 2:23, the same on PyTorch in 0:19, then
+# 46 TF tests in 3:09; lane 2 = 847 TF tests in 6:46. Runs of one commit varied by
+# up to 1.5 min here: new tests over ~20 s go behind `slow`.
 test: lint
 	$(MAKE) --no-print-directory --output-sync=target -j2 test-lane-1 test-lane-2
 
@@ -43,7 +43,8 @@ NEUTRAL := -m "backend_neutral and not slow"
 CORE := -m "backend_core and not slow"
 LANE_1_TF := tests/test_cli.py tests/test_examples.py tests/test_benchmarks.py \
 	tests/runs/test_tuning.py tests/drills/test_kill_resume.py \
-	tests/runs/test_elastic.py tests/test_backends.py tests/runs/test_tuner_sweep.py
+	tests/runs/test_elastic.py tests/test_backends.py tests/runs/test_tuner_sweep.py \
+	tests/test_distributed.py
 
 test-lane-1: $(STAMP)
 	mkdir -p .pytest-tmp
