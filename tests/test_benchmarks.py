@@ -203,3 +203,22 @@ def test_tweaks_study_runs_end_to_end_on_a_tiny_setting(bench, tmp_path):
     for arm in ("label_smoothing", "kd"):
         assert len(saved["arms"][arm]["paired"]["differences"]) == 2
     assert result["fraction_remaining"] == saved["fraction_remaining"] < 1
+
+
+def test_tweaks_table_pairs_each_arm_with_the_runs_own_ticket(bench, tmp_path):
+    tweaks_table = bench("tweaks_table")
+    for seed, (vanilla, kd) in enumerate(((0.50, 0.53), (0.60, 0.59))):
+        run = tmp_path / f"imp_{seed}"
+        (run / "round_001").mkdir(parents=True)
+        (run / "config.yaml").write_text(f"seed: {seed}\n")
+        record = {"ticket": {"test": {"accuracy": vanilla}}}
+        (run / "round_001" / "record.json").write_text(json.dumps(record))
+        arm = run / "retrain" / "round_001" / "retrain_kd" / "seed_0"
+        arm.mkdir(parents=True)
+        retrain = {"label": "kd", "training": {"test": {"accuracy": kd}}}
+        (arm / "record.json").write_text(json.dumps(retrain))
+    rows = tweaks_table.collect(str(tmp_path))
+    assert rows["kd"] == {0: 0.53, 1: 0.59}
+    lines = tweaks_table.table(rows).splitlines()
+    assert lines[2] == f"| {tweaks_table.VANILLA} | 0,1 | 55.0 ± 7.1 | - |"
+    assert lines[3] == "| kd | 0,1 | 56.0 ± 4.2 | +1.0 [-1.0, +3.0] |"

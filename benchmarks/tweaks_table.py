@@ -1,0 +1,84 @@
+"""Markdown table of retraining tweaks on round 1 of several IMP runs (one run a
+seed), written by ``benchmarks/tweaks_cifar_study.sh``: each arm's test accuracy
+(mean ± std over runs) and its paired difference to vanilla retraining, which is
+the run's own round-1 ticket training (same recipe, budget, start and data order).
+
+    python benchmarks/tweaks_table.py runs/elastic_cpu/imp --json summary.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+
+import yaml
+
+VANILLA = "vanilla (IMP's own ticket training)"
+
+
+def collect(imp_dir: str, round: int = 1) -> dict[str, dict[int, float]]:
+    """``{arm: {seed: test accuracy}}`` over the IMP runs under ``imp_dir``."""
+    rows: dict[str, dict[int, float]] = {}
+    phase = f"round_{round:03d}"
+    for run in sorted(glob.glob(os.path.join(imp_dir, "imp_*"))):
+        with open(os.path.join(run, "config.yaml")) as handle:
+            seed = yaml.safe_load(handle)["seed"]
+        with open(os.path.join(run, phase, "record.json")) as handle:
+            record = json.load(handle)
+        rows.setdefault(VANILLA, {})[seed] = record["ticket"]["test"]["accuracy"]
+        pattern = os.path.join(run, "retrain", phase, "*", "seed_0", "record.json")
+        for path in sorted(glob.glob(pattern)):
+            with open(path) as handle:
+                retrain = json.load(handle)
+            accuracy = retrain["training"]["test"]["accuracy"]
+            rows.setdefault(retrain["label"], {})[seed] = accuracy
+    return rows
+
+
+def table(rows: dict[str, dict[int, float]]) -> str:
+    """Mean ± std (%) per arm and mean [min, max] paired differences (pp).
+
+    >>> print(table({VANILLA: {0: 0.5, 1: 0.6}, "kd": {0: 0.52, 1: 0.61}}))
+    """
+    base = rows[VANILLA]
+    lines = [
+        "| arm | seeds | test accuracy % (mean ± std) | minus vanilla, pp (paired) "
+        "[range] |",
+        "|---|---|---|---|",
+    ]
+    for name, by_seed in rows.items():
+        values = list(by_seed.values())
+        spread = f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else ""
+        paired = "-"
+        if name != VANILLA:
+            diffs = [by_seed[s] - base[s] for s in by_seed]
+            paired = (
+                f"{100 * statistics.mean(diffs):+.1f} "
+                f"[{100 * min(diffs):+.1f}, {100 * max(diffs):+.1f}]"
+            )
+        seeds = ",".join(str(s) for s in sorted(by_seed))
+        lines.append(
+            f"| {name} | {seeds} | {100 * statistics.mean(values):.1f}{spread} "
+            f"| {paired} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("imp_dir", help="folder holding the IMP run folders")
+    parser.add_argument("--round", type=int, default=1)
+    parser.add_argument("--json", help="also write {arm: {seed: accuracy}} here")
+    args = parser.parse_args(argv)
+    rows = collect(args.imp_dir, args.round)
+    print(table(rows))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
