@@ -395,6 +395,13 @@ class RetrainConfig:
     skip_alpha: float = 1.0
     """Multiplier of the extra skip paths."""
     lrsi_iterations: int = 180
+    skip_bn_gamma: float = 1.0
+    """Initial gamma of the extra paths' BNs: 1 as in ToST; 0 starts the paths
+    silent in training mode too (docs/tweaks.md)."""
+    skip_fade_epochs: int = 0
+    """0: the multiplier stays ``skip_alpha`` (ToST's code); N: it falls
+    linearly to 0 over the first N epochs of retraining (the paper's "ghost"
+    paths)."""
 
     def __post_init__(self):
         from keras_lottery.tweaks import registry  # the registered tweak names
@@ -419,6 +426,10 @@ class RetrainConfig:
         check("skip_alpha", _is_number(self.skip_alpha), "a finite number")
         iterations = self.lrsi_iterations
         check("lrsi_iterations", _is_int(iterations) and iterations >= 1, "an int >= 1")
+        gamma = self.skip_bn_gamma
+        check("skip_bn_gamma", _is_number(gamma) and gamma >= 0, "a number >= 0")
+        fade = self.skip_fade_epochs
+        check("skip_fade_epochs", _is_int(fade) and fade >= 0, "an int >= 0")
 
 
 #: Sections that do not change what a run computes (left out of its hash).

@@ -77,7 +77,18 @@ class ExtraSkips(Tweak):
     def transform(self, model, settings):
         from keras_lottery.tweaks.skips import add_extra_skips
 
-        return add_extra_skips(model, alpha=settings.skip_alpha)
+        return add_extra_skips(
+            model, alpha=settings.skip_alpha, bn_gamma=settings.skip_bn_gamma
+        )
+
+    def callbacks(self, model, settings) -> list:
+        if not settings.skip_fade_epochs:
+            return []
+        from keras_lottery.tweaks.skips import ExtraSkipFade, LinearFade
+
+        return [
+            ExtraSkipFade(LinearFade(settings.skip_alpha, settings.skip_fade_epochs))
+        ]
 
 
 class LabelSmoothing(Tweak):

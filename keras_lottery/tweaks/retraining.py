@@ -42,6 +42,11 @@ from keras_lottery.errors import ConfigError
 from keras_lottery.pruning import sync_state
 from keras_lottery.tweaks import registry
 
+#: Settings added after retrain folders were first named, with their defaults:
+#: left out of :func:`settings_name` at the default, so existing folders keep
+#: their names (and finished retrainings are not run again).
+_ADDED_SETTINGS = {"skip_bn_gamma": 1.0, "skip_fade_epochs": 0}
+
 #: The order hooks compose in, by tweak kind.
 _TRANSFORM_ORDER = ("activation", "architecture")
 
@@ -184,7 +189,11 @@ def settings_name(settings: RetrainConfig) -> str:
     >>> settings_name(RetrainConfig(tweaks=["swish"]))
     'retrain_...'
     """
-    canonical = json.dumps(dataclasses.asdict(settings), sort_keys=True)
+    fields = dataclasses.asdict(settings)
+    for name, default in _ADDED_SETTINGS.items():
+        if fields[name] == default:
+            del fields[name]
+    canonical = json.dumps(fields, sort_keys=True)
     return "retrain_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 

@@ -9,7 +9,12 @@ registry ResNet (CIFAR ResNets, ``resnet18``/``26``/``34``):
 * ``{block}_skip2``: BN(1x1 conv, planes -> planes) of the first activation,
   added to the residual sum before the block's final activation.
 
-The 1x1 kernels start at the constant 1e-4 and the BNs at gamma = 1, beta = 0.
+The 1x1 kernels start at the constant 1e-4 and the BNs at gamma = 1, beta = 0
+(ToST's init). In training mode a BN divides by its batch's standard deviation,
+so the 1e-4 does not keep the paths small: they start at a strength set by the
+BN's epsilon and the block's width (measured on ResNet-20: the logits of a
+batch change by 93% in training mode, 1% in inference mode). ``bn_gamma=0``
+starts them silent in both modes (a deviation from ToST; see docs/tweaks.md).
 They are plain Keras layers (never masked, so never pruned and never in a
 ticket's sparsity counts: :func:`extra_skip_parameters` reports them apart) and
 both paths are scaled by one shared non-trainable multiplier ``alpha``
@@ -38,7 +43,7 @@ from keras import ops
 from keras_lottery.conversion import check_graph_model
 from keras_lottery.errors import ConfigError
 from keras_lottery.layers._base import PACKAGE
-from keras_lottery.models._common import batch_norm
+from keras_lottery.models._common import BN_EPSILON, BN_MOMENTUM
 from keras_lottery.models.registry import copy_architecture, describe
 from keras_lottery.tweaks._clone import copy_weights_by_name, named_inputs
 
@@ -88,7 +93,7 @@ class SkipScale(keras.layers.Layer):
         return {**super().get_config(), "alpha": self.initial_alpha}
 
 
-def add_extra_skips(model, alpha: float = 1.0) -> keras.Model:
+def add_extra_skips(model, alpha: float = 1.0, bn_gamma: float = 1.0) -> keras.Model:
     """A copy of ``model`` with the two extra skip paths in every basic block.
 
     ``model`` is a Functional model built by :func:`keras_lottery.models.get`
@@ -96,9 +101,11 @@ def add_extra_skips(model, alpha: float = 1.0) -> keras.Model:
     whose blocks use the zoo's names (``stage{s}_block{b}_conv1`` ...). The
     original layers keep their names, weights and masks; the new layers are
     listed by :func:`extra_skip_layers`. ``alpha`` is the multiplier's start
-    value. A model without basic blocks (LeNet, VGG, a bottleneck ResNet-50, a
-    model of unknown topology) raises :class:`~keras_lottery.errors.ConfigError`.
-    The copy is not compiled.
+    value; ``bn_gamma`` the initial gamma of the paths' BNs (1 as in ToST; 0
+    makes the copy compute exactly what ``model`` computes, in training mode
+    too, until the paths have learned). A model without basic blocks (LeNet,
+    VGG, a bottleneck ResNet-50, a model of unknown topology) raises
+    :class:`~keras_lottery.errors.ConfigError`. The copy is not compiled.
 
     Example:
 
@@ -107,6 +114,7 @@ def add_extra_skips(model, alpha: float = 1.0) -> keras.Model:
     (1, 1, 64, 64)
     """
     alpha = _check_alpha(alpha, "alpha")
+    bn_gamma = _check_alpha(bn_gamma, "bn_gamma")
     try:
         check_graph_model(model, "add_extra_skips")
     except ValueError as error:
@@ -122,7 +130,9 @@ def add_extra_skips(model, alpha: float = 1.0) -> keras.Model:
     copy = keras.models.clone_model(
         model,
         input_tensors=named_inputs(model),
-        call_function=_Rewire(model, blocks, SkipScale(alpha, name=ALPHA_LAYER)),
+        call_function=_Rewire(
+            model, blocks, SkipScale(alpha, name=ALPHA_LAYER), bn_gamma
+        ),
     )
     copy_weights_by_name(model, copy)
     return copy_architecture(model, copy)
@@ -185,9 +195,11 @@ class ExtraSkipFade(keras.callbacks.Callback):
 
     Args:
         schedule: ``fn(epoch) -> alpha`` (``per="epoch"``, set at the start of
-            each epoch) or ``fn(step) -> alpha`` (``per="step"``, the number of
-            batches trained in this ``fit``, set before each batch); a number
-            is a constant. Default: the constant 1 (ToST's released setting).
+            each epoch) or ``fn(step) -> alpha`` (``per="step"``, set before
+            each batch); a number is a constant. Both count from 0 at the
+            start of this ``fit``, so a ticket retrained from a rewind epoch
+            k > 0 follows the schedule from its first value. Default: the
+            constant 1 (ToST's released setting).
         per: ``"epoch"`` or ``"step"``.
 
     The value in force is logged per epoch as ``extra_skip_alpha``. On JAX a
@@ -210,16 +222,18 @@ class ExtraSkipFade(keras.callbacks.Callback):
         self.schedule = schedule
         self.per = per
         self._step = 0
+        self._epoch = 0
         self._current = None
 
     def on_train_begin(self, logs=None):
         _alpha_layer(self.model)  # fails early on a model without extra paths
         self._step = 0
+        self._epoch = 0
         self._current = None
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.per == "epoch":
-            self._set(self._value(epoch))
+            self._set(self._value(self._epoch))
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.per == "step":
@@ -227,6 +241,7 @@ class ExtraSkipFade(keras.callbacks.Callback):
         self._step += 1
 
     def on_epoch_end(self, epoch, logs=None):
+        self._epoch += 1
         if logs is not None and self._current is not None:
             logs["extra_skip_alpha"] = self._current
 
@@ -244,6 +259,25 @@ class ExtraSkipFade(keras.callbacks.Callback):
         self._current = value
 
 
+class LinearFade:
+    """The schedule ``start * max(0, 1 - i / epochs)``: the paper's "ghost"
+    paths, gone after ``epochs`` (``retrain.skip_fade_epochs``). A plain
+    object, so an :class:`ExtraSkipFade` holding it deep-copies.
+
+    >>> [LinearFade(1.0, 4)(i) for i in range(6)]
+    [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    """
+
+    def __init__(self, start: float, epochs: int):
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ConfigError(f"epochs must be an int >= 1; got {epochs!r}.")
+        self.start = _check_alpha(start, "start")
+        self.epochs = epochs
+
+    def __call__(self, index: int) -> float:
+        return self.start * max(0.0, 1.0 - index / self.epochs)
+
+
 # ------------------------------------------------------------------ internals
 
 
@@ -251,9 +285,10 @@ class _Rewire:
     """``clone_model``'s ``call_function``: calls each cloned layer like the
     original does and splices the extra paths in around ``bn1`` and ``out``."""
 
-    def __init__(self, model, blocks: dict, scale: SkipScale):
+    def __init__(self, model, blocks: dict, scale: SkipScale, bn_gamma: float):
         self.blocks = blocks
         self.scale = scale
+        self.bn_gamma = bn_gamma
         names = _layer_names(model)
         self.entry = {}  # the first layer of each block's conv1 branch
         for prefix in blocks:
@@ -293,7 +328,12 @@ class _Rewire:
             kernel_initializer=keras.initializers.Constant(KERNEL_INIT),
             name=name + "_conv",
         )(x)
-        y = batch_norm(name + "_bn", "ones")(y)
+        y = keras.layers.BatchNormalization(
+            momentum=BN_MOMENTUM,
+            epsilon=BN_EPSILON,
+            gamma_initializer=keras.initializers.Constant(self.bn_gamma),
+            name=name + "_bn",
+        )(y)
         return self.scale(y)
 
 

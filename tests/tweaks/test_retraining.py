@@ -11,7 +11,13 @@ from keras_lottery.methods.imp import IterativeMagnitudePruning
 from keras_lottery.tweaks import registry
 from keras_lottery.tweaks.distill import Distiller
 from keras_lottery.tweaks.losses import SmoothedSparseCategoricalCrossentropy
-from keras_lottery.tweaks.retraining import RetrainPlan, copy_layer_weights
+from keras_lottery.tweaks.retraining import (
+    RetrainPlan,
+    copy_layer_weights,
+    label,
+    settings_name,
+)
+from keras_lottery.tweaks.skips import ExtraSkipFade, LinearFade
 from tests.helpers import classification_data, mlp, to_numpy
 
 
@@ -47,6 +53,31 @@ def test_registry_names_and_config_checks():
         RetrainConfig(tweaks=["relu"])
     with pytest.raises(ConfigError, match="at most one soft activation"):
         RetrainConfig(tweaks=["swish", "gelu"])
+
+
+def test_skip_settings_are_checked_and_fade_through_a_callback():
+    with pytest.raises(
+        ConfigError, match="'retrain.skip_bn_gamma' must be a number >= 0"
+    ):
+        RetrainConfig(skip_bn_gamma=-1)
+    with pytest.raises(ConfigError, match="'retrain.skip_fade_epochs' must be an int"):
+        RetrainConfig(skip_fade_epochs=1.5)
+    settings = RetrainConfig(tweaks=["extra_skips"], skip_alpha=0.5, skip_fade_epochs=4)
+    [fade] = registry.get("extra_skips").callbacks(None, settings)
+    assert isinstance(fade, ExtraSkipFade) and isinstance(fade.schedule, LinearFade)
+    assert [fade.schedule(i) for i in (0, 2, 4)] == [0.5, 0.25, 0.0]
+    assert registry.get("extra_skips").callbacks(None, RetrainConfig()) == []
+
+
+def test_settings_added_later_keep_existing_folder_names_at_their_defaults():
+    # Folder names of retrainings run before skip_bn_gamma / skip_fade_epochs.
+    assert settings_name(RetrainConfig(tweaks=["extra_skips"])) == (
+        "retrain_281d811293e4"
+    )
+    assert settings_name(RetrainConfig(tweaks=["swish"])) == "retrain_159a2bb2b193"
+    silent = RetrainConfig(tweaks=["extra_skips"], skip_bn_gamma=0.0)
+    assert settings_name(silent) != settings_name(RetrainConfig(tweaks=["extra_skips"]))
+    assert label(silent).startswith("extra_skips@")
 
 
 def test_loss_tweak_swaps_the_compiled_loss_keeping_from_logits():

@@ -10,6 +10,7 @@ from keras_lottery.export import export
 from keras_lottery.tweaks.activations import pswish, with_soft_activations
 from keras_lottery.tweaks.skips import (
     ExtraSkipFade,
+    LinearFade,
     SkipScale,
     add_extra_skips,
     extra_skip_layers,
@@ -125,6 +126,63 @@ def test_model_without_basic_blocks_is_refused(name, options):
     model = models.get(name, **options)
     with pytest.raises(ConfigError, match="need residual basic blocks"):
         add_extra_skips(model)
+
+
+def _relative_change(model, skip, x, training):
+    base = np.asarray(keras.ops.convert_to_numpy(model(x, training=training)))
+    new = np.asarray(keras.ops.convert_to_numpy(skip(x, training=training)))
+    return np.linalg.norm(new - base) / np.linalg.norm(base)
+
+
+@pytest.mark.backend_neutral
+def test_in_training_mode_the_batch_norm_gives_the_paths_full_strength():
+    """Why the 1e-4 init does not keep ToST's paths small while training: the
+    paths' BNs divide by the batch's standard deviation."""
+    keras.utils.set_random_seed(0)
+    model = _resnet()
+    skip = add_extra_skips(model)
+    x = _images(32)
+    inference = _relative_change(model, skip, x, training=False)
+    training = _relative_change(model, skip, x, training=True)
+    assert inference < 0.01
+    assert training > 0.05 and training > 10 * inference
+
+
+@pytest.mark.backend_neutral
+def test_zero_gamma_paths_start_silent_in_training_mode_and_then_learn():
+    model = _resnet()
+    silent = add_extra_skips(model, bn_gamma=0.0)
+    x = _images(32)
+    for training in (False, True):
+        assert _relative_change(model, silent, x, training) == 0.0
+    silent.compile(keras.optimizers.SGD(0.1), "mse")
+    target = np.ones((32, 3), "float32")
+    silent.fit(x, target, batch_size=32, epochs=1, verbose=0)
+    gamma = keras.ops.convert_to_numpy(silent.get_layer("stage1_block1_skip2_bn").gamma)
+    assert np.abs(gamma).max() > 0  # the paths are trainable, not switched off
+
+
+def test_bad_bn_gamma_is_refused():
+    with pytest.raises(ConfigError, match="bn_gamma must be finite"):
+        add_extra_skips(_resnet(), bn_gamma=float("nan"))
+
+
+def test_linear_fade_falls_to_zero_and_deep_copies():
+    fade = copy.deepcopy(LinearFade(0.5, 4))
+    assert [fade(i) for i in range(6)] == [0.5, 0.375, 0.25, 0.125, 0.0, 0.0]
+    with pytest.raises(ConfigError, match="epochs must be an int >= 1"):
+        LinearFade(1.0, 0)
+
+
+@pytest.mark.backend_neutral
+def test_epoch_schedules_count_from_the_start_of_fit():
+    """A ticket retrained from rewind epoch k > 0 (``initial_epoch``) starts
+    its fade at the schedule's first value."""
+    model = _scaled_net()
+    x, y = np.ones((8, 2), "float32"), np.zeros((8, 1), "float32")
+    fade = ExtraSkipFade(LinearFade(1.0, 2))
+    history = model.fit(x, y, epochs=5, initial_epoch=2, callbacks=[fade], verbose=0)
+    assert history.history["extra_skip_alpha"] == [1.0, 0.5, 0.0]
 
 
 def _scaled_net():
