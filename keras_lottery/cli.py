@@ -602,7 +602,11 @@ def _add_export(sub) -> None:
         help="ship a ticket: SavedModel, .keras, LiteRT, ONNX or sparse npz, "
         "with a size report",
     )
-    ex_p.add_argument("source", help="run folder or ticket file (.npz)")
+    ex_p.add_argument(
+        "source",
+        help="run folder, ticket file (.npz) or retraining folder "
+        "(RUN/retrain/round_NNN/retrain_<hash>/seed_S)",
+    )
     ex_p.add_argument(
         "--round", type=int, help="IMP round (default: the last finished one)"
     )
@@ -644,6 +648,9 @@ def _export(args) -> int:
         quantize=args.quantize,
         report=args.report,
     )
+    extra = result.source.get("extra_skip_parameters")
+    if extra:
+        print(f"extra skip paths: {extra:,} dense parameters, outside the sparsity")
     print(f"{result}\nsize report: {args.report or report_path(args.out)}")
     return 0
 

@@ -209,6 +209,34 @@ def retrain_transformed(directory: str) -> str:
     return os.path.join(directory, "transformed.npz")
 
 
+def retrain_parts(directory: str) -> tuple[str, int, str, int] | None:
+    """``(run_dir, round, name, seed)`` of a folder made by :func:`retrain_dir`,
+    ``None`` for any other path.
+
+    >>> paths.retrain_parts("runs/imp_3f/retrain/round_002/retrain_0a1b2c3d4e5f/seed_1")
+    ('runs/imp_3f', 2, 'retrain_0a1b2c3d4e5f', 1)
+    """
+    seed_dir, rest = _split(os.path.normpath(directory))
+    name, rest = _split(rest)
+    round_dir, rest = _split(rest)
+    kind, run = _split(rest)
+    if kind != "retrain" or not name.startswith("retrain_") or not run:
+        return None
+    round, seed = _number(round_dir, "round_"), _number(seed_dir, "seed_")
+    if round is None or seed is None:
+        return None
+    return run, round, name, seed
+
+
+def _split(path: str) -> tuple[str, str]:
+    return os.path.basename(path), os.path.dirname(path)
+
+
+def _number(name: str, prefix: str) -> int | None:
+    digits = name[len(prefix) :]
+    return int(digits) if name.startswith(prefix) and digits.isdigit() else None
+
+
 def all_retrain_records(run_dir: str) -> list[str]:
     pattern = os.path.join(run_dir, "retrain", "round_*", "*", "seed_*", "record.json")
     return sorted(glob.glob(pattern))

@@ -55,3 +55,17 @@ def test_a_run_is_finished_once_its_result_exists(tmp_path):
     with open(paths.result(run), "w") as handle:
         handle.write("{}")
     assert paths.is_finished(run)
+
+
+def test_retrain_parts_reads_back_what_retrain_dir_names():
+    folder = paths.retrain_dir("runs/imp_3f", 2, "retrain_0a1b2c3d4e5f", 1)
+    assert paths.retrain_parts(folder) == ("runs/imp_3f", 2, "retrain_0a1b2c3d4e5f", 1)
+    assert paths.retrain_parts(folder + os.sep) == paths.retrain_parts(folder)
+    for other in (
+        "runs/imp_3f",
+        paths.branch_dir("runs/imp_3f", 2, "random_reinit", 0),
+        "runs/imp_3f/retrain/round_x/retrain_0a/seed_1",
+        "runs/imp_3f/retrain/round_002/other/seed_1",
+        "retrain/round_002/retrain_0a/seed_1",
+    ):
+        assert paths.retrain_parts(other) is None, other

@@ -1,7 +1,11 @@
 """``keras-lottery export``: a ticket from a run folder or a ticket file, shipped.
 
-The source is either a run folder (IMP: a finished round, the last by default;
-CS: its ticket) or a ticket file (``Ticket.save``). ``weights="trained"`` (the
+The source is a run folder (IMP: a finished round, the last by default; CS:
+its ticket), a ticket file (``Ticket.save``) or a retraining folder of
+``keras-lottery retrain`` (``<run>/retrain/round_NNN/retrain_<hash>/seed_S``:
+the network as retrained, soft activations and extra skip paths included; the
+paths are dense, outside the sparsity, and counted in the size report's source
+as ``extra_skip_parameters``). ``weights="trained"`` (the
 default) exports the weights after training the ticket, read from the phase's
 ``trained.npz`` (``round_NNN/trained.npz``, or CS's ``ticket/trained.npz``);
 ``weights="rewind"`` exports the ticket's own weights (the rewind point). A
@@ -63,8 +67,13 @@ def export_run(
     report = report or report_path(out)
     check_output(out, overwrite)
     check_output(report, overwrite)
-    ticket_file, trained_file, where = locate_ticket(source, round)
-    ticket, model, described = _load(ticket_file, trained_file, weights)
+    if paths.retrain_parts(os.fspath(source)) is not None:
+        model, where, metadata = _load_retrained(os.fspath(source), round, weights)
+    else:
+        ticket_file, trained_file, where = locate_ticket(source, round)
+        ticket, model, described = _load(ticket_file, trained_file, weights)
+        where = {**where, **described}
+        metadata = {**ticket.metadata, "weights": weights}
     result = export(
         model,
         out,
@@ -72,8 +81,8 @@ def export_run(
         overwrite=overwrite,
         sparse=sparse,
         quantize=quantize,
-        source={**where, **described},
-        metadata={**ticket.metadata, "weights": weights},
+        source=where,
+        metadata=metadata,
     )
     atomic_write_json(report, result.to_dict())
     return result
@@ -140,6 +149,38 @@ def _imp_round(run_dir, rounds, round):
 
 def _span(rounds) -> str:
     return str(rounds[0]) if len(rounds) == 1 else f"{rounds[0]}-{rounds[-1]}"
+
+
+def _load_retrained(directory, round, weights):
+    """The retrained network of a ``keras-lottery retrain`` folder, where it
+    came from, and the sparse-npz metadata."""
+    from keras_lottery.runs.retrain import load_retrained
+    from keras_lottery.tweaks.skips import extra_skip_parameters
+
+    if round is not None:
+        raise RunFolderError(
+            f"--round applies to run folders; {directory} is one retraining."
+        )
+    if weights != "trained":
+        raise ConfigError(
+            f"{directory} holds a retrained network only: export it with "
+            "weights='trained' (--weights rewind applies to run folders and "
+            "ticket files)."
+        )
+    model, record = load_retrained(directory)
+    run_dir = paths.retrain_parts(directory)[0]
+    ticket = Ticket.load(paths.round_ticket(run_dir, record["round"]))
+    where = {
+        "run_dir": run_dir,
+        "round": record["round"],
+        "retrain": directory,
+        "tweaks": list(record["settings"]["tweaks"]),
+        "label": record.get("label"),
+        "weights": "trained",
+        "extra_skip_parameters": extra_skip_parameters(model),
+    }
+    metadata = {**ticket.metadata, "weights": "trained", "retrain": record["settings"]}
+    return model, where, metadata
 
 
 def _load(ticket_file, trained_file, weights):

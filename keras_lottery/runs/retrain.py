@@ -42,7 +42,7 @@ from keras_lottery._io import (
 )
 from keras_lottery._messages import print_msg
 from keras_lottery.config import RetrainConfig, apply_overrides, from_dict
-from keras_lottery.errors import ConfigError
+from keras_lottery.errors import ConfigError, RunFolderError
 from keras_lottery.manifest import finish_phase
 from keras_lottery.rewind import capture_state
 from keras_lottery.runs.branches import (
@@ -193,7 +193,40 @@ def load_transformed(run_dir: str, round: int, tweaks, overrides=(), seed=0):
     directory = paths.retrain_dir(run_dir, round, settings_name(settings), seed)
     if not os.path.exists(paths.record(directory)):
         raise FileNotFoundError(f"{directory} holds no finished retraining.")
+    return load_retrained(directory)[0]
+
+
+def load_retrained(directory: str) -> tuple[keras.Model, dict]:
+    """``(network, record)`` of the finished retraining folder ``directory``
+    (``<run>/retrain/round_NNN/retrain_<hash>/seed_S``): the transformed
+    network with its trained values, rebuilt from the settings its record
+    holds. Raises :class:`~keras_lottery.errors.RunFolderError` for another
+    folder, an unfinished one, or a record whose settings do not name it.
+
+    >>> folder = "runs/imp_3f/retrain/round_003/retrain_0a1b2c3d4e5f/seed_0"
+    >>> model, record = load_retrained(folder)
+    """
+    parts = paths.retrain_parts(directory)
+    if parts is None:
+        raise RunFolderError(
+            f"{directory} is not a retraining folder "
+            "(<run>/retrain/round_NNN/retrain_<hash>/seed_S)."
+        )
+    run_dir, round, name, _ = parts
+    if not os.path.exists(paths.record(directory)):
+        raise RunFolderError(f"{directory} holds no finished retraining.")
     verify_branch(run_dir, directory)
+    record = read_json(
+        paths.record(directory), "a retrain record.json", ("round", "settings")
+    )
+    settings = from_dict(record["settings"], RetrainConfig, "retrain.")
+    if settings_name(settings) != name or record["round"] != round:
+        raise RunFolderError(
+            f"{paths.record(directory)} records the settings of "
+            f"{settings_name(settings)} (round {record['round']}), not of its "
+            "folder: it was moved or edited."
+        )
+    saved = load_round(run_dir, round)
     model = saved.recipe().build_model()
     pruning.set_masks(model, saved.ticket.masks)
     transformed = RetrainPlan(settings).transform(model)
@@ -201,7 +234,7 @@ def load_transformed(run_dir: str, round: int, tweaks, overrides=(), seed=0):
     if not os.path.exists(path):  # no transform: the ticket's network
         path = paths.trained(directory)
     assign_all(transformed, load_arrays(path, "a retraining's trained state"))
-    return transformed
+    return transformed, record
 
 
 def retrain_seed(run_seed: int, round: int, seed: int) -> int:

@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -144,3 +145,90 @@ def test_cs_run_folder_exports_its_one_ticket(imp_run, tmp_path, capsys):
         exported.weights, Ticket.from_model(model).weights, strict=True
     ):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.fixture(scope="module")
+def resnet_retrained(tmp_path_factory):
+    """A 1-round IMP run of a CIFAR ResNet-8 (width 4) on the tiny 6x6 images,
+    its round-1 ticket retrained with swish + extra skips: the retraining
+    folder."""
+    from keras_lottery.runs.retrain import run_retrain
+    from tests.conftest import write_tiny_dataset
+
+    root = tmp_path_factory.mktemp("resnet_retrained")
+    config = root / "resnet.yaml"
+    config.write_text(f"""
+data: {{name: tiny, path: {write_tiny_dataset(root)}, validation_size: 10}}
+model: {{name: cifar_resnet, options: {{depth: 8, width: 4}}}}
+training: {{batch_size: 16, duration: 1ep, learning_rate: 0.01}}
+pruning: {{fraction: 0.5, rounds: 1, rewind: 2it}}
+baselines: []
+""")
+    assert cli.main(["run", str(config), "--out", str(root / "runs")]) == 0
+    (run_dir,) = (root / "runs").iterdir()
+    record = run_retrain(str(run_dir), 1, ["swish", "extra_skips"], verbose=0)
+    (folder,) = (run_dir / "retrain" / "round_001").glob("retrain_*/seed_0")
+    return folder, record
+
+
+def test_a_retraining_folder_exports_the_network_it_trained(imp_run, tmp_path, capsys):
+    from keras_lottery.runs.retrain import load_retrained, run_retrain
+
+    run_retrain(str(imp_run), 1, ["swish"], verbose=0)
+    (folder,) = (imp_run / "retrain" / "round_001").glob("retrain_*/seed_0")
+    out = tmp_path / "retrained.npz"
+    assert export(folder, "--format", "sparse-npz", "--out", out) == 0
+    model, record = load_retrained(str(folder))
+    assert model.get_layer("stage1_block1_fc").activation is keras.activations.silu
+    exported = load_sparse(out)
+    assert exported.metadata["retrain"]["tweaks"] == ["swish"]
+    for got, want in zip(exported.build_model().weights, model.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    report = json.loads((tmp_path / "retrained.npz.size.json").read_text())
+    assert report["source"]["extra_skip_parameters"] == 0
+    assert report["sparsity"] == pytest.approx(1 - record["fraction_remaining"])
+
+    bad = tmp_path / "x.keras"
+    assert export(folder, "--weights", "rewind", "--format", "keras", "--out", bad) == 2
+    assert "holds a retrained network only" in capsys.readouterr().err
+    assert export(folder, "--round", 1, "--format", "keras", "--out", bad) == 2
+    assert "is one retraining" in capsys.readouterr().err
+    assert not bad.exists()
+
+
+@pytest.mark.slow  # an IMP run and a retraining of a ResNet (~20 s)
+@tensorflow_only
+def test_a_retraining_folder_exports_its_network_with_the_extra_paths(
+    resnet_retrained, tmp_path, capsys, rng
+):
+    from keras_lottery.runs.retrain import load_retrained
+    from keras_lottery.tweaks.skips import extra_skip_layers, extra_skip_parameters
+
+    folder, record = resnet_retrained
+    out = tmp_path / "retrained.keras"
+    assert export(folder, "--format", "keras", "--out", out) == 0
+    printed = capsys.readouterr().out
+    model, _ = load_retrained(str(folder))
+    extra = extra_skip_parameters(model)
+    assert f"extra skip paths: {extra:,} dense parameters" in printed
+    report = json.loads(out.with_name("retrained.keras.size.json").read_text())
+    assert report["source"]["tweaks"] == ["swish", "extra_skips"]
+    assert report["source"]["extra_skip_parameters"] == extra > 0
+    # The extra paths are dense and outside the sparsity: the ticket's own.
+    assert report["sparsity"] == pytest.approx(1 - record["fraction_remaining"])
+
+    loaded = keras.saving.load_model(out)
+    assert extra_skip_layers(loaded) == extra_skip_layers(model)
+    x = rng.random((4, *model.inputs[0].shape[1:])).astype("float32")
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
+    )
+    # The network as retrained: its test accuracy is the record's.
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    from keras_lottery.config import load_config
+    from keras_lottery.recipes import Recipe
+    from keras_lottery.training import evaluate
+
+    recipe = Recipe(load_config(folder.parents[3] / "config.yaml"))
+    accuracy = evaluate(model, recipe.test_data)["accuracy"]
+    assert accuracy == pytest.approx(record["training"]["test"]["accuracy"])
