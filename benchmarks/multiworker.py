@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 from _harness import load_average, machine_info, paired_ratio, write_json  # noqa: E402
+
+from keras_lottery import local_cluster  # noqa: E402
 
 CONFIG = """
 data: {name: digits, validation_size: 349}
@@ -118,42 +119,20 @@ def _tf_version() -> str:
     return tf.__version__
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def launch(workers: int) -> dict:
     """Runs a variant (1 process, or a cluster of ``workers``) to its end."""
-    env = dict(
-        os.environ,
-        PYTHONPATH=ROOT,
-        KERAS_BACKEND="tensorflow",
-        TF_NUM_INTRAOP_THREADS="1",
-        TF_NUM_INTEROP_THREADS="1",
-        TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    env.pop("TF_CONFIG", None)
-    cluster = [f"127.0.0.1:{p}" for p in _free_ports(workers)]
+    ports = local_cluster.free_ports(workers)
     began = time.perf_counter()
     processes = []
     for index in range(workers):
         command = [sys.executable, __file__, "--worker"]
+        config = None
         if workers > 1:
-            env["TF_CONFIG"] = json.dumps(
-                {
-                    "cluster": {"worker": cluster},
-                    "task": {"type": "worker", "index": index},
-                }
-            )
+            config = local_cluster.tf_config(ports, index)
             command.append("--distribute")
+        env = local_cluster.process_env(tf_config=config, pythonpath=ROOT)
         processes.append(
-            subprocess.Popen(command, env=dict(env), stdout=subprocess.PIPE, text=True)
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
         )
     reports = []
     for process in processes:

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 
 import _harness
+
+from keras_lottery import local_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,27 +42,6 @@ training: {optimizer: sgd, learning_rate: 0.05, batch_size: 100, duration: 2ep}
 cs: {rounds: 1, rewind: 1ep, layers: all}
 baselines: []
 """
-
-
-def environment(**extra) -> dict:
-    env = dict(
-        os.environ,
-        PYTHONPATH=ROOT,
-        KERAS_BACKEND="tensorflow",
-        TF_NUM_INTRAOP_THREADS="1",
-        TF_NUM_INTEROP_THREADS="1",
-        TF_CPP_MIN_LOG_LEVEL="2",
-        no_proxy="127.0.0.1",
-        NO_PROXY="127.0.0.1",
-    )
-    for name in (
-        "KERASTUNER_ORACLE_IP",
-        "KERASTUNER_ORACLE_PORT",
-        "KERASTUNER_TUNER_ID",
-    ):
-        env.pop(name, None)
-    env.update(extra)
-    return env
 
 
 def sweep_command(config: str, out: str, points: int) -> list[str]:
@@ -79,16 +59,16 @@ def sweep_command(config: str, out: str, points: int) -> list[str]:
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def run_jobs(config: str, points: int, workers: int, log) -> int:
     with tempfile.TemporaryDirectory() as out:
         command = sweep_command(config, out, points) + ["--jobs", str(workers)]
-        subprocess.run(command, env=environment(), stdout=log, stderr=log, check=True)
+        subprocess.run(
+            command,
+            env=local_cluster.process_env(pythonpath=ROOT),
+            stdout=log,
+            stderr=log,
+            check=True,
+        )
     return points
 
 
@@ -97,18 +77,21 @@ def run_tuner(config: str, points: int, workers: int, log) -> int:
         command = sweep_command(config, out, points) + ["--tuner"]
         if workers == 1:  # one process runs the whole grid, no chief
             subprocess.run(
-                command, env=environment(), stdout=log, stderr=log, check=True
+                command,
+                env=local_cluster.process_env(pythonpath=ROOT),
+                stdout=log,
+                stderr=log,
+                check=True,
             )
             return points
-        port = str(free_port())
+        port = local_cluster.free_ports(1)[0]
         ids = ["chief"] + [f"worker{i}" for i in range(workers)]
         processes = [
             subprocess.Popen(
                 command,
-                env=environment(
-                    KERASTUNER_TUNER_ID=tuner_id,
-                    KERASTUNER_ORACLE_IP="127.0.0.1",
-                    KERASTUNER_ORACLE_PORT=port,
+                env=local_cluster.process_env(
+                    tuner=local_cluster.tuner_variables(tuner_id, port),
+                    pythonpath=ROOT,
                 ),
                 stdout=log,
                 stderr=log,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 import numpy as np
 import pytest
 
-from keras_lottery import distributed, paths
+from keras_lottery import distributed, local_cluster, paths
 from keras_lottery.config import load_config
 from keras_lottery.errors import ConfigError, DistributedError
 from keras_lottery.runs import runner
@@ -143,42 +142,24 @@ def test_workers_write_to_their_own_temporary_folder(monkeypatch, tmp_path):
 # ------------------------------------------------------------------ two processes
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _launch(command, kill_worker=None) -> list[subprocess.Popen]:
     """Starts worker 0 (the chief) and worker 1 of a 2-worker cluster, each
     running ``keras-lottery *command --distribute multi_worker`` (or, for a
     command starting with ``-c``, ``python *command``); with ``kill_worker =
     (index, point)`` that worker SIGKILLs itself at its
     ``KERAS_LOTTERY_DRILL_KILL`` point."""
-    cluster = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    ports = local_cluster.free_ports(2)
     workers = []
     for index in range(2):
-        env = dict(
-            os.environ,
-            PYTHONPATH=ROOT,
-            KERAS_BACKEND="tensorflow",
-            TF_NUM_INTRAOP_THREADS="1",
-            TF_NUM_INTEROP_THREADS="1",
-            TF_CPP_MIN_LOG_LEVEL="2",
-            TF_CONFIG=json.dumps(
-                {
-                    "cluster": {"worker": cluster},
-                    "task": {"type": "worker", "index": index},
-                }
-            ),
-        )
-        env.pop("KERAS_LOTTERY_DRILL_KILL", None)
+        kill = {}
         if kill_worker is not None and kill_worker[0] == index:
-            env["KERAS_LOTTERY_DRILL_KILL"] = kill_worker[1]
+            kill = {"KERAS_LOTTERY_DRILL_KILL": kill_worker[1]}
+        env = local_cluster.process_env(
+            {k: v for k, v in os.environ.items() if k != "KERAS_LOTTERY_DRILL_KILL"},
+            tf_config=local_cluster.tf_config(ports, index),
+            pythonpath=ROOT,
+            **kill,
+        )
         if command[0] == "-c":
             argv = [sys.executable, *command]
         else:

@@ -5,14 +5,13 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 
 import keras_tuner
 import pytest
 
-from keras_lottery import cli
+from keras_lottery import cli, local_cluster
 from keras_lottery.config import ConfigError
 from keras_lottery.runs import sweep, tuner_sweep
 from keras_lottery.runs.tuning import TrialConfigError
@@ -65,28 +64,14 @@ def test_jobs_do_not_go_with_tuner(cs_mlp_config, tmp_path, capsys):
     assert "--tuner-dir goes with --tuner" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _start(config, out, tuner_id, port, log, grid=None, kill=None):
-    env = dict(
-        os.environ,
-        PYTHONPATH=ROOT,
-        KERAS_BACKEND="tensorflow",
-        TF_NUM_INTRAOP_THREADS="1",
-        TF_CPP_MIN_LOG_LEVEL="2",
-        KERASTUNER_TUNER_ID=tuner_id,
-        KERASTUNER_ORACLE_IP="127.0.0.1",
-        KERASTUNER_ORACLE_PORT=str(port),
-        no_proxy="127.0.0.1",
-        NO_PROXY="127.0.0.1",
+    kill = {"KERAS_LOTTERY_DRILL_KILL": kill} if kill else {}
+    env = local_cluster.process_env(
+        {k: v for k, v in os.environ.items() if k != "KERAS_LOTTERY_DRILL_KILL"},
+        tuner=local_cluster.tuner_variables(tuner_id, port),
+        pythonpath=ROOT,
+        **kill,
     )
-    env.pop("KERAS_LOTTERY_DRILL_KILL", None)
-    if kill:
-        env["KERAS_LOTTERY_DRILL_KILL"] = kill
     command = [sys.executable, "-m", "keras_lottery.cli", "sweep", str(config)]
     command += ["--out", str(out), "--tuner"]
     command += grid or [a for item in GRID for a in ("--grid", item)]
@@ -141,7 +126,7 @@ def test_one_process_search_gives_the_jobs_sweep_report(
     assert cli.main(args + ["--tuner"]) == 0  # every setting is finished
     assert "runs cs." not in capsys.readouterr().out
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
-    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(_free_port()))
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(local_cluster.free_ports(1)[0]))
     for tuner_id in ("worker0", "chief"):  # neither waits for the other
         monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
         assert cli.main(args + ["--tuner"]) == 0
@@ -157,7 +142,7 @@ def test_chief_and_two_workers_run_each_point_once(
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
     out = tmp_path / "tuner_runs"
     out.mkdir()
-    port = _free_port()
+    port = local_cluster.free_ports(1)[0]
     logs = {
         name: open(tmp_path / f"{name}.log", "w+") for name in ("chief", "w0", "w1")
     }
@@ -213,7 +198,7 @@ def test_a_killed_worker_restarted_under_its_id_resumes_its_trial(
 ):
     out = tmp_path / "runs"
     out.mkdir()
-    port = _free_port()
+    port = local_cluster.free_ports(1)[0]
     grid = ["--grid", "cs.mask_initial_value=[-0.5, 0.5]"]
     logs = {n: open(tmp_path / f"{n}.log", "w+") for n in ("chief", "killed", "again")}
     # CS, one search round: write 9 is inside the ticket's phase (see the drills).
