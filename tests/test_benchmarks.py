@@ -222,3 +222,14 @@ def test_tweaks_table_pairs_each_arm_with_the_runs_own_ticket(bench, tmp_path):
     lines = tweaks_table.table(rows).splitlines()
     assert lines[2] == f"| {tweaks_table.VANILLA} | 0,1 | 55.0 ± 7.1 | - |"
     assert lines[3] == "| kd | 0,1 | 56.0 ± 4.2 | +1.0 [-1.0, +3.0] |"
+
+
+def test_extra_skips_strength_compares_both_modes_and_gammas(bench, tmp_path):
+    strength = bench("extra_skips_strength")
+    x = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "c.npz", x_train=x)
+    data = str(tmp_path / "c.npz")
+    result = strength.measure("cifar_resnet", data, size=6, depth=8, width=4)
+    assert result["bn_gamma=0"] == {"inference": 0.0, "training": 0.0}
+    gamma_one = result["bn_gamma=1"]
+    assert 0 < gamma_one["inference"] < gamma_one["training"]
