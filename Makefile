@@ -76,13 +76,16 @@ test-slow: $(STAMP)
 	TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PYTEST) \
 		--basetemp=.pytest-tmp/slow -m "slow and not drills"
 
-# Multi-worker data parallelism (docs/distributed.md): 2 worker processes on
-# 127.0.0.1 vs one process, and a killed worker + relaunch (marked slow too: each
-# 2-worker run takes 1-2.5 min on this loaded 2-core machine).
+# Clusters of processes on 127.0.0.1 (docs/distributed.md): 2 tf.distribute
+# workers vs one process (IMP + branch, CS + GradualPruning, a killed worker and
+# a relaunch) and Keras Tuner's chief + 2 workers (a killed worker too). `make
+# test` runs the 2-worker IMP and the chief + 2 workers sweep (about 40 s each on
+# the quiet machine); the others are also marked slow.
 test-multiworker: $(STAMP)
 	mkdir -p .pytest-tmp
 	TF_NUM_INTRAOP_THREADS=1 KERAS_BACKEND=tensorflow $(PYTEST) \
-		--basetemp=.pytest-tmp/multiworker -m multiworker tests/test_distributed.py
+		--basetemp=.pytest-tmp/multiworker -m multiworker \
+		tests/test_distributed.py tests/runs/test_tuner_sweep.py
 
 # The reliability drills (tests/drills, docs/reliability.md): kill -9 at many
 # points of IMP, CS and a branch, then resume; corrupt files; bad inputs. `make

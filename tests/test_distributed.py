@@ -3,9 +3,10 @@
 The process tests start two `keras-lottery run --distribute multi_worker`
 workers on 127.0.0.1 (free ports picked at runtime) and compare their run
 folder with a single-process run of the same config (same global batch):
-masks equal, accuracies and weights equal within float tolerance. They take
-about a minute on a loaded 2-core machine (each worker imports TensorFlow and
-all-reduces over gRPC), hence `multiworker` marks (`make test-multiworker`).
+masks equal, accuracies and weights equal within float tolerance. Each takes
+about 40 s on the quiet 2-core machine, minutes on a loaded one (each worker
+imports TensorFlow and all-reduces over gRPC): `make test` runs the 2-worker IMP
+test, `make test-multiworker` every test marked `multiworker`.
 """
 
 from __future__ import annotations
@@ -229,8 +230,7 @@ def _assert_same_run(got, want):
             assert record["ticket"]["final"][key] == pytest.approx(value, abs=1e-5)
 
 
-@pytest.mark.multiworker
-@pytest.mark.slow
+@pytest.mark.multiworker  # in make test: about 40 s on the quiet 2-core machine
 @tensorflow_only
 def test_two_workers_match_one_process(reference, tmp_path):
     config, single = reference

@@ -13,8 +13,9 @@ The 1x1 kernels start at the constant 1e-4 and the BNs at gamma = 1, beta = 0
 (ToST's init). In training mode a BN divides by its batch's standard deviation,
 so the 1e-4 does not keep the paths small: they start at a strength set by the
 BN's epsilon and the block's width (measured on ResNet-20 and CIFAR-10: the
-logits of a batch change by 224% in training mode, 0.95% in inference mode). ``bn_gamma=0``
-starts them silent in both modes (a deviation from ToST; see docs/tweaks.md).
+logits of a batch change by 224% in training mode, 0.95% in inference mode).
+``bn_gamma=0`` starts them silent in both modes (a deviation from ToST; see
+docs/tweaks.md).
 They are plain Keras layers (never masked, so never pruned and never in a
 ticket's sparsity counts: :func:`extra_skip_parameters` reports them apart) and
 both paths are scaled by one shared non-trainable multiplier ``alpha``

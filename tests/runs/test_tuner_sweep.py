@@ -133,7 +133,7 @@ def test_one_process_search_gives_the_jobs_sweep_report(
     assert (directory / "sweep.txt").read_text() == report
 
 
-@pytest.mark.slow
+@pytest.mark.multiworker  # in make test: about 40 s on the quiet 2-core machine
 def test_chief_and_two_workers_run_each_point_once(
     cs_mlp_config, tmp_path, monkeypatch
 ):
@@ -192,6 +192,7 @@ def test_chief_and_two_workers_run_each_point_once(
     assert "sweep folder" in text["chief"]
 
 
+@pytest.mark.multiworker
 @pytest.mark.slow
 def test_a_killed_worker_restarted_under_its_id_resumes_its_trial(
     cs_mlp_config, tmp_path
