@@ -34,8 +34,24 @@ def collect(imp_dir: str, round: int = 1) -> dict[str, dict[int, float]]:
             with open(path) as handle:
                 retrain = json.load(handle)
             accuracy = retrain["training"]["test"]["accuracy"]
-            rows.setdefault(retrain["label"], {})[seed] = accuracy
+            rows.setdefault(arm_name(retrain), {})[seed] = accuracy
     return rows
+
+
+def arm_name(retrain: dict) -> str:
+    """The tweaks, then the settings that differ from their defaults:
+    ``extra_skips (skip_bn_gamma=0.0)``."""
+    from keras_lottery.config import RetrainConfig
+
+    settings = retrain.get("settings") or {}
+    defaults = RetrainConfig().__dict__
+    changed = [
+        f"{key}={value}"
+        for key, value in sorted(settings.items())
+        if key != "tweaks" and key in defaults and value != defaults[key]
+    ]
+    name = "+".join(settings.get("tweaks") or []) or retrain["label"]
+    return f"{name} ({', '.join(changed)})" if changed else name
 
 
 def table(rows: dict[str, dict[int, float]]) -> str:
