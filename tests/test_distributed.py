@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -243,7 +244,17 @@ def test_two_workers_match_one_process(reference, tmp_path):
     temp = os.path.join(tempfile.gettempdir(), "keras_lottery_workers")
     leftover = os.path.join(temp, f"{os.path.basename(directory)}_worker_1")
     assert not os.path.exists(leftover)  # the worker's temporary folder is gone
-    # A branch (a control trained later from round 1) on the two workers.
+
+
+@pytest.mark.multiworker
+@pytest.mark.slow
+@tensorflow_only
+def test_a_branch_on_two_workers_matches_one_process(reference, tmp_path):
+    """A control trained later from round 1, on the two workers, of a copy of
+    the single-process run folder."""
+    _, single = reference
+    directory = str(tmp_path / os.path.basename(single))
+    shutil.copytree(single, directory)
     branch = ["--round", "1", "--kind", "shuffle_masks"]
     _finish(_launch(["branch", directory, *branch]))
     want = run_branch(single, 1, "shuffle_masks", verbose=0)

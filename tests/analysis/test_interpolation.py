@@ -197,6 +197,7 @@ def test_curve_with_batch_norm_reestimation_at_every_point():
 # --------------------------------------------------------------------------- curves
 
 
+@pytest.mark.core_covered
 def test_independently_initialized_networks_show_a_large_barrier():
     # Two networks memorizing the same random labels from different
     # initializations: each fits them, their average does not.

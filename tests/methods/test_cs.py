@@ -28,6 +28,7 @@ def _search(**kwargs):
     return cs.ContinuousSparsification(**{**options, **kwargs})
 
 
+@pytest.mark.core_covered
 def test_search_and_ticket_round_trip(tmp_path):
     x, y = images()
     soft = soft_convnet()

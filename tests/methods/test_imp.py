@@ -32,7 +32,9 @@ def _imp(**kwargs):
     return IterativeMagnitudePruning(**{"baselines": [], "verbose": 0, **kwargs})
 
 
-@pytest.mark.parametrize("scope", ["layerwise", "global"])
+@pytest.mark.parametrize(
+    "scope", [pytest.param("layerwise", marks=pytest.mark.core_covered), "global"]
+)
 def test_sparsity_after_n_rounds_is_exact(scope):
     x, y = classification_data(n=64, inputs=10, classes=5)
     model = _compiled_mlp(inputs=10, hidden=20, outputs=5)
@@ -119,6 +121,7 @@ def test_learning_rate_schedule_continues_from_the_rewind_point():
     assert pruned != pytest.approx(dense[:4])
 
 
+@pytest.mark.core_covered
 def test_baselines_are_trained_reported_and_saved(tmp_path):
     x, y = classification_data()  # 3 classes, linearly separable
     model = _compiled_mlp()
