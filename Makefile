@@ -47,7 +47,7 @@ CORE_FILES := $(sort $(shell grep -rl backend_core tests --include='test_*.py'))
 LANE_1_TF := tests/test_cli.py tests/test_examples.py tests/test_benchmarks.py \
 	tests/runs/test_tuning.py tests/drills/test_kill_resume.py \
 	tests/runs/test_elastic.py tests/test_backends.py tests/runs/test_tuner_sweep.py \
-	tests/test_distributed.py
+	tests/test_distributed.py tests/test_jax_distribution.py tests/test_device_study.py
 
 test-lane-1: $(STAMP)
 	mkdir -p .pytest-tmp

@@ -151,6 +151,7 @@ def test_bad_run_arguments_fail_before_training():
         np.testing.assert_array_equal(a, to_numpy(b))
 
 
+@pytest.mark.core_covered  # the IMP resume test is the core one
 def test_interrupted_search_resumes_with_identical_ticket(tmp_path):
     x, y = images()
     kwargs = {"epochs": 2, "batch_size": 16, "verbose": 0}

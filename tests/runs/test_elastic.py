@@ -193,13 +193,21 @@ def test_elastic_trains_from_k_and_resumes(fake_run, tmp_path, capsys):
     assert again == directory  # same request, same folder; nothing retrained
     assert "skipping ticket" in capsys.readouterr().out
     assert open(paths.elastic_arm_record(directory, "ticket")).read() == first
-
-    # the transformed ticket's instability at k, by the same command as IMP's
     args = ["instability", directory, "--pairs", "1", "--points", "3"]
     assert cli.main(args + ["--round", "1"]) == 2  # one ticket: no rounds
     assert "leave out --round" in capsys.readouterr().err
     assert cli.main(["instability", str(fake_run)]) == 2
     assert "Give --round" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two more ResNet-20 trainings and 3 x 2 evaluations (~20 s)
+def test_instability_of_an_elastic_ticket_at_k(fake_run, tmp_path):
+    """The transformed ticket's instability at k, by the same command as IMP's."""
+    from keras_lottery.runs.elastic import run_elastic
+
+    out = str(tmp_path / "elastic_out")
+    directory = run_elastic(str(fake_run), 1, "cifar_resnet_20", out=out, verbose=0)
+    args = ["instability", directory, "--pairs", "1", "--points", "3"]
     assert cli.main(args) == 0
     summary = json.loads(open(paths.elastic_instability_json(directory)).read())
     assert summary["start_step"] == 2 and len(summary["pairs"]) == 1
