@@ -26,12 +26,15 @@ demo: $(STAMP)
 # end-to-end TensorFlow files (LANE_1_TF) and the lanes end close together. Each
 # lane's output is printed when it finishes. Tests over 20 s are marked slow and
 # run by `make test-slow`; every backend_neutral test runs on JAX in `make
-# test-jax` and on PyTorch in `make test-torch`. Measured from a fresh clone on
-# this 2-core machine, nothing else running (2026-11-30): `bash .ci/run` 9 min 3 s
-# including the venv install (~1.5 min, PyTorch's CPU wheel included) and lint;
-# lane 1 = 250 backend_core tests on JAX in 2:23, the same on PyTorch in 0:19, then
-# 46 TF tests in 3:09; lane 2 = 847 TF tests in 6:46. Runs of one commit varied by
-# up to 1.5 min here: new tests over ~20 s go behind `slow`.
+# test-jax` and on PyTorch in `make test-torch`. The two cluster tests (2
+# tf.distribute workers; a Keras Tuner chief + 2 workers) run 3-5 processes each
+# for about 40 s, slowing the other lane meanwhile. Measured from a fresh clone on
+# this 2-core machine, nothing else running (2026-11-30, before the last three
+# files moved to lane 1): `bash .ci/run` 9 min 38 s including the venv install and
+# lint (~2 min, PyTorch's CPU wheel included); lane 1 = 246 backend_core tests on
+# JAX in 2:08, the same on PyTorch in 0:13, then 67 TF tests in 3:24; lane 2 = 842
+# TF tests in 7:26. Runs of one commit varied by up to 1.5 min here: new tests
+# over ~20 s go behind `slow`.
 test: lint
 	$(MAKE) --no-print-directory --output-sync=target -j2 test-lane-1 test-lane-2
 
@@ -47,7 +50,8 @@ CORE_FILES := $(sort $(shell grep -rl backend_core tests --include='test_*.py'))
 LANE_1_TF := tests/test_cli.py tests/test_examples.py tests/test_benchmarks.py \
 	tests/runs/test_tuning.py tests/drills/test_kill_resume.py \
 	tests/runs/test_elastic.py tests/test_backends.py tests/runs/test_tuner_sweep.py \
-	tests/test_distributed.py tests/test_jax_distribution.py tests/test_device_study.py
+	tests/test_distributed.py tests/test_jax_distribution.py tests/test_device_study.py \
+	tests/runs/test_sharing.py tests/runs/test_rewind_sweep.py tests/export/test_saved_model.py
 
 test-lane-1: $(STAMP)
 	mkdir -p .pytest-tmp
