@@ -29,12 +29,13 @@ demo: $(STAMP)
 # test-jax` and on PyTorch in `make test-torch`. The two cluster tests (2
 # tf.distribute workers; a Keras Tuner chief + 2 workers) run 3-5 processes each
 # for about 40 s, slowing the other lane meanwhile. Measured from a fresh clone on
-# this 2-core machine, nothing else running (2026-11-30, before the last three
-# files moved to lane 1): `bash .ci/run` 9 min 38 s including the venv install and
-# lint (~2 min, PyTorch's CPU wheel included); lane 1 = 246 backend_core tests on
-# JAX in 2:08, the same on PyTorch in 0:13, then 67 TF tests in 3:24; lane 2 = 842
-# TF tests in 7:26. Runs of one commit varied by up to 1.5 min here: new tests
-# over ~20 s go behind `slow`.
+# this 2-core machine, nothing else running (2026-11-30): `bash .ci/run` 8 min 58 s
+# including the venv install and lint (~2 min, PyTorch's CPU wheel included); lane
+# 1 = 246 backend_core tests on JAX in 1:48, the same on PyTorch in 0:11, then 77
+# TF tests in 5:06; lane 2 = 832 TF tests in 5:52. tests/runs/test_sharing.py
+# (about 25 s) has since moved back to lane 2, which ended 1:15 before lane 1.
+# Runs of one commit varied by up to 1.5 min here: new tests over ~20 s go behind
+# `slow`.
 test: lint
 	$(MAKE) --no-print-directory --output-sync=target -j2 test-lane-1 test-lane-2
 
@@ -51,7 +52,7 @@ LANE_1_TF := tests/test_cli.py tests/test_examples.py tests/test_benchmarks.py \
 	tests/runs/test_tuning.py tests/drills/test_kill_resume.py \
 	tests/runs/test_elastic.py tests/test_backends.py tests/runs/test_tuner_sweep.py \
 	tests/test_distributed.py tests/test_jax_distribution.py tests/test_device_study.py \
-	tests/runs/test_sharing.py tests/runs/test_rewind_sweep.py tests/export/test_saved_model.py
+	tests/runs/test_rewind_sweep.py tests/export/test_saved_model.py
 
 test-lane-1: $(STAMP)
 	mkdir -p .pytest-tmp
