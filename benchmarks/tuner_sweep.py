@@ -59,16 +59,15 @@ def sweep_command(config: str, out: str, points: int) -> list[str]:
     ]
 
 
+def run_one(command: list[str], log) -> None:
+    """Runs ``command`` to its end as one local process (no cluster role)."""
+    env = local_cluster.process_env(pythonpath=ROOT)
+    subprocess.run(command, env=env, stdout=log, stderr=log, check=True)
+
+
 def run_jobs(config: str, points: int, workers: int, log) -> int:
     with tempfile.TemporaryDirectory() as out:
-        command = sweep_command(config, out, points) + ["--jobs", str(workers)]
-        subprocess.run(
-            command,
-            env=local_cluster.process_env(pythonpath=ROOT),
-            stdout=log,
-            stderr=log,
-            check=True,
-        )
+        run_one(sweep_command(config, out, points) + ["--jobs", str(workers)], log)
     return points
 
 
@@ -76,13 +75,7 @@ def run_tuner(config: str, points: int, workers: int, log) -> int:
     with tempfile.TemporaryDirectory() as out:
         command = sweep_command(config, out, points) + ["--tuner"]
         if workers == 1:  # one process runs the whole grid, no chief
-            subprocess.run(
-                command,
-                env=local_cluster.process_env(pythonpath=ROOT),
-                stdout=log,
-                stderr=log,
-                check=True,
-            )
+            run_one(command, log)
             return points
         port = local_cluster.free_ports(1)[0]
         ids = ["chief"] + [f"worker{i}" for i in range(workers)]

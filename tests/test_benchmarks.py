@@ -240,3 +240,55 @@ def test_extra_skips_strength_compares_both_modes_and_gammas(bench, tmp_path):
     assert result["bn_gamma=0"] == {"inference": 0.0, "training": 0.0}
     gamma_one = result["bn_gamma=1"]
     assert 0 < gamma_one["inference"] < gamma_one["training"]
+
+
+class _FakeProcess:
+    """A finished child process whose output is one JSON report."""
+
+    launched: list = []
+
+    def __init__(self, command, env=None, **kwargs):
+        self.command, self.env, self.returncode = command, env, 0
+        _FakeProcess.launched.append(self)
+
+    def communicate(self, timeout=None):
+        chief = json.loads(self.env.get("TF_CONFIG", '{"task": {"index": 0}}'))
+        return json.dumps({"chief": chief["task"]["index"] == 0}) + "\n", None
+
+    def wait(self, timeout=None):
+        return 0
+
+
+def test_multiworker_launches_each_worker_with_its_own_tf_config(bench, monkeypatch):
+    multiworker = bench("multiworker")
+    _FakeProcess.launched = []
+    monkeypatch.setattr(multiworker.subprocess, "Popen", _FakeProcess)
+    monkeypatch.setenv("TF_CONFIG", '{"stale": true}')
+    assert multiworker.launch(2)["chief"] is True
+    configs = [json.loads(p.env["TF_CONFIG"]) for p in _FakeProcess.launched]
+    assert [c["task"]["index"] for c in configs] == [0, 1]
+    assert configs[0]["cluster"] == configs[1]["cluster"]
+    assert all("--distribute" in p.command for p in _FakeProcess.launched)
+    _FakeProcess.launched = []
+    multiworker.launch(1)
+    (single,) = _FakeProcess.launched
+    assert "TF_CONFIG" not in single.env and "--distribute" not in single.command
+
+
+def test_tuner_sweep_starts_a_chief_and_workers_or_one_process(bench, monkeypatch):
+    tuner_sweep = bench("tuner_sweep")
+    _FakeProcess.launched = []
+    ran = []
+    monkeypatch.setattr(tuner_sweep.subprocess, "Popen", _FakeProcess)
+    monkeypatch.setattr(
+        tuner_sweep.subprocess, "run", lambda command, env, **kw: ran.append(env)
+    )
+    assert tuner_sweep.run_tuner("c.yaml", 4, 2, None) == 4
+    ids = [p.env["KERASTUNER_TUNER_ID"] for p in _FakeProcess.launched]
+    assert ids == ["chief", "worker0", "worker1"]
+    assert len({p.env["KERASTUNER_ORACLE_PORT"] for p in _FakeProcess.launched}) == 1
+    assert tuner_sweep.run_jobs("c.yaml", 4, 2, None) == 4
+    assert tuner_sweep.run_tuner("c.yaml", 4, 1, None) == 4
+    assert len(ran) == 2 and not any("KERASTUNER_TUNER_ID" in env for env in ran)
+    command = tuner_sweep.sweep_command("c.yaml", "out", 4)
+    assert command[-1] == "cs.mask_initial_value=[-0.2, -0.0667, 0.0667, 0.2]"
