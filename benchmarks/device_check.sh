@@ -16,22 +16,7 @@ mkdir -p "$OUT"
 LIMIT=${LIMIT:-450}
 DATA=${DATA:-.devdata/cifar10_subset.npz}
 
-if [ -d .whl ] && [ "${INSTALL_WHEELS:-1}" = 1 ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
-else
-  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-fi
-export KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
-export JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache
-export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
-export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
-{
-  date -u; nvidia-smi -L 2>&1; nproc
-  python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
-} > "$OUT/device.txt" 2>&1
-cat "$OUT/device.txt"
+source benchmarks/device/setup_env.sh
 
 began=$(date +%s)
 timeout "$LIMIT" python3 benchmarks/device/device_check.py \

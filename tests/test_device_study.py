@@ -322,3 +322,33 @@ def test_the_device_check_script_rehearses_every_section_on_cpu(tmp_path):
         "search_000",
         "ticket",
     ]
+
+
+def test_the_device_scripts_share_one_environment_set_up(tmp_path):
+    """benchmarks/device/setup_env.sh, sourced by every device script: this
+    checkout on PYTHONPATH, JAX selected, what the machine has in device.txt."""
+    script = (
+        "OUT=$1; INSTALL_WHEELS=0; source benchmarks/device/setup_env.sh >/dev/null; "
+        'echo "$KERAS_BACKEND|$PYTHONPATH|$JAX_COMPILATION_CACHE_DIR"'
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env.pop("KERAS_BACKEND", None)
+    env["PY"] = sys.executable
+    result = subprocess.run(
+        ["bash", "-c", script, "setup", str(tmp_path)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"jax|{ROOT}|/tmp/jaxcache"
+    device = (tmp_path / "device.txt").read_text()
+    assert "keras 3." in device and "jax" in device
+    for name in (
+        "device_check.sh",
+        "device/rewinding_study.sh",
+        "device/elastic_study.sh",
+    ):
+        text = open(os.path.join(ROOT, "benchmarks", name)).read()
+        assert "source benchmarks/device/setup_env.sh" in text, name

@@ -34,24 +34,7 @@ TARGET=${TARGET:-cifar_resnet_32}
 IMP_LIMIT=${IMP_LIMIT:-270}
 ELASTIC_LIMIT=${ELASTIC_LIMIT:-210}
 PY=${PY:-python3}
-
-if [ -d .whl ] && [ "${INSTALL_WHEELS:-1}" = 1 ]; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
-else
-  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-fi
-export KERAS_BACKEND=${KERAS_BACKEND:-jax} XLA_PYTHON_CLIENT_PREALLOCATE=false
-export PYTHONUNBUFFERED=1
-export JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache
-export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
-export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
-{
-  date -u; nvidia-smi -L 2>&1; nproc
-  $PY -c "import keras; print('keras', keras.__version__, keras.backend.backend())"
-} > "$OUT/device.txt" 2>&1
-cat "$OUT/device.txt"
+source benchmarks/device/setup_env.sh
 
 pack() {
   tar czf "$OUT/.runs.tgz" --exclude='*.npz' --exclude='*.png' -C "$STUDY" . 2>/dev/null

@@ -18,22 +18,7 @@ RUN_LIMIT=${RUN_LIMIT:-470}
 SEEDS=${SEEDS:-0 1 2}
 REWINDS=${REWINDS:-0it 1ep}
 
-if [ -d .whl ] && [ "${INSTALL_WHEELS:-1}" = 1 ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
-else
-  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-fi
-export KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
-export JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache
-export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
-export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
-{
-  date -u; nvidia-smi -L 2>&1; nproc
-  python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
-} > "$OUT/device.txt" 2>&1
-cat "$OUT/device.txt"
+source benchmarks/device/setup_env.sh
 
 pack() {
   # exit status 1 = a file changed while being read (a run is writing): still usable
