@@ -211,6 +211,11 @@ class SparsityReport:
     def sparsity(self) -> float:
         return 1.0 - self.fraction_remaining
 
+    @property
+    def layers_remaining(self) -> dict[str, float]:
+        """``{layer name: fraction of its weights remaining}``."""
+        return {layer.name: layer.fraction_remaining for layer in self.layers}
+
     def to_dict(self) -> dict:
         return {
             "layers": [

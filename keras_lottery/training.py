@@ -50,6 +50,17 @@ class TrainingRecord:
     best: dict[str, float]
     test: dict[str, float] | None
 
+    def summary(self) -> str:
+        """``test accuracy 0.9812, 12.3s`` (``None`` without test data), for
+        progress messages.
+
+        >>> record.summary()
+        'test accuracy 0.9812, 12.3s'
+        """
+        accuracy = (self.test or {}).get("accuracy")
+        shown = "None" if accuracy is None else f"{accuracy:.4f}"
+        return f"test accuracy {shown}, {self.wall_time:.1f}s"
+
 
 def infer_steps_per_epoch(x, fit_kwargs: Mapping) -> int:
     """Optimizer steps per epoch for these ``fit`` arguments (as Keras counts them)."""

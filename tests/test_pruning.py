@@ -46,6 +46,7 @@ def test_sparsity_report_counts_and_table():
     table = str(report)
     assert "TOTAL" in table and "25.00%" in table and "out" in table
     assert report.to_dict()["layers"][2]["remaining"] == 12
+    assert report.layers_remaining == {"fc1": 1.0, "fc2": 1.0, "out": 0.25}
 
 
 def test_layerwise_prunes_exact_count_of_remaining_rounding_down():

@@ -6,6 +6,7 @@ import pytest
 
 from keras_lottery.schedules import OffsetSchedule
 from keras_lottery.training import (
+    TrainingRecord,
     infer_steps_per_epoch,
     metric_of,
     offset_compile_config,
@@ -85,3 +86,10 @@ def test_train_from_a_step_inside_an_epoch_stops_at_the_end():
         train_from_step(
             model, 12, compile_config=config, x=x, y=y, epochs=3, batch_size=16
         )
+
+
+def test_training_record_summary_for_messages():
+    record = TrainingRecord({}, 1, 4, 12.34, None, {}, {}, {"accuracy": 0.98123})
+    assert record.summary() == "test accuracy 0.9812, 12.3s"
+    untested = TrainingRecord({}, 1, 4, 2.0, None, {}, {}, None)
+    assert untested.summary() == "test accuracy None, 2.0s"

@@ -470,9 +470,7 @@ class _Job:
         return RoundRecord(
             round=r,
             fraction_remaining=report.fraction_remaining,
-            layers_remaining={
-                lyr.name: lyr.fraction_remaining for lyr in report.layers
-            },
+            layers_remaining=report.layers_remaining,
             ticket=training,
             baselines=baselines,
         )

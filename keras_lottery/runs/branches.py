@@ -238,19 +238,15 @@ def _run_branch(run_dir, round, kind, seed, verbose, write=True) -> dict:
         "rewind": saved.ticket.metadata.get("rewind"),
         "start_step": saved.start_step,
         "fraction_remaining": report.fraction_remaining,
-        "layers_remaining": {
-            layer.name: layer.fraction_remaining for layer in report.layers
-        },
+        "layers_remaining": report.layers_remaining,
         "training": dataclasses.asdict(record),
     }
     if write:
         finish_phase(directory, [], result)
     if verbose:
-        accuracy = (record.test or {}).get("accuracy")
         print_msg(
-            f"[keras_lottery] branch {kind} (seed {seed}) of round {round}: test "
-            f"accuracy {accuracy if accuracy is None else f'{accuracy:.4f}'}, "
-            f"{record.wall_time:.1f}s"
+            f"[keras_lottery] branch {kind} (seed {seed}) of round {round}: "
+            f"{record.summary()}"
         )
     return result
 

@@ -204,18 +204,14 @@ def _train_arm(directory, arm, ticket, recipe, start, saved, spec, verbose, teac
             "start_step": start,
             "steps_per_epoch": recipe.steps_per_epoch,
             "fraction_remaining": report.fraction_remaining,
-            "layers_remaining": {
-                layer.name: layer.fraction_remaining for layer in report.layers
-            },
+            "layers_remaining": report.layers_remaining,
             "training": dataclasses.asdict(record),
         },
     )
     if verbose:
-        accuracy = (record.test or {}).get("accuracy")
         print_msg(
-            f"[keras_lottery] elastic {spec['target']} {arm}: test accuracy "
-            f"{accuracy if accuracy is None else f'{accuracy:.4f}'}, "
-            f"{100 * report.fraction_remaining:.2f}% weights, {record.wall_time:.1f}s"
+            f"[keras_lottery] elastic {spec['target']} {arm}: {record.summary()}, "
+            f"{100 * report.fraction_remaining:.2f}% weights"
         )
 
 

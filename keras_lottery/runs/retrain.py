@@ -159,12 +159,7 @@ def _run_retrain(run_dir, round, tweaks, overrides, seed, verbose) -> dict:
         save_arrays(files[-1], capture_state(trained))
     finish_phase(directory, [os.path.basename(f) for f in files], result)
     if verbose:
-        accuracy = (record.test or {}).get("accuracy")
-        print_msg(
-            f"[keras_lottery] {phase}: test accuracy "
-            f"{accuracy if accuracy is None else f'{accuracy:.4f}'}, "
-            f"{record.wall_time:.1f}s"
-        )
+        print_msg(f"[keras_lottery] {phase}: {record.summary()}")
     return result
 
 
