@@ -29,13 +29,11 @@ demo: $(STAMP)
 # test-jax` and on PyTorch in `make test-torch`. The two cluster tests (2
 # tf.distribute workers; a Keras Tuner chief + 2 workers) run 3-5 processes each
 # for about 40 s, slowing the other lane meanwhile. Measured from a fresh clone on
-# this 2-core machine, nothing else running (2026-11-30): `bash .ci/run` 8 min 58 s
-# including the venv install and lint (~2 min, PyTorch's CPU wheel included); lane
-# 1 = 246 backend_core tests on JAX in 1:48, the same on PyTorch in 0:11, then 77
-# TF tests in 5:06; lane 2 = 832 TF tests in 5:52. tests/runs/test_sharing.py
-# (about 25 s) has since moved back to lane 2, which ended 1:15 before lane 1.
-# Runs of one commit varied by up to 1.5 min here: new tests over ~20 s go behind
-# `slow`.
+# this 2-core machine, nothing else running (2026-11-30): `bash .ci/run` 8 min 22 s
+# including the venv install and lint (~1.8 min, PyTorch's CPU wheel included);
+# lane 1 = 247 backend_core tests on JAX in 1:59, the same on PyTorch in 0:12, then
+# 76 TF tests in 4:20; lane 2 = 837 TF tests in 6:30. Runs of one commit varied by
+# up to 1.5 min here: new tests over ~20 s go behind `slow`.
 test: lint
 	$(MAKE) --no-print-directory --output-sync=target -j2 test-lane-1 test-lane-2
 
