@@ -13,10 +13,12 @@ A run folder ``<out>/<method>_<hash>/``::
     result.json                      written last: the run is finished
     report.txt, <plot>.png           keras-lottery report
     rewind_state.npz                 the full state at the rewind point
-    round_NNN/                       IMP: record.json (last), ticket.npz, trained.npz
+    round_NNN/                       IMP: record.json (last), ticket.npz, trained.npz,
+                                     transformed.npz (with retrain transforms)
     extra_rewinds/<step>/            IMP: rewind_state.npz, ticket.npz of other k
     search_NNN/                      CS: record.json (last), state.npz, optimizer.npz
-    ticket.npz, ticket/              CS: the ticket; record.json, trained.npz
+    ticket.npz, ticket/              CS: the ticket; record.json, trained.npz,
+                                     transformed.npz (with retrain transforms)
     instability/round_NNN/           instability.json, instability.png, copies/
     branches/round_NNN/<kind>/seed_S/record.json
     retrain/round_NNN/retrain_<hash>/seed_S/  keras-lottery retrain: record.json
@@ -163,6 +165,14 @@ def trained(directory: str) -> str:
     return os.path.join(directory, "trained.npz")
 
 
+def transformed(directory: str) -> str:
+    """The state of the network a phase trained when the ``retrain`` tweaks
+    transformed it (soft activation, extra skip paths), next to its
+    ``trained.npz`` (which holds the ticket's layers only): an IMP round's, a
+    CS ticket's, a retraining's."""
+    return os.path.join(directory, "transformed.npz")
+
+
 # ------------------------------------------------------------------ branches
 
 
@@ -201,12 +211,6 @@ def retrain_dir(run_dir: str, round: int, name: str, seed: int) -> str:
     """A ticket retrained with tweaks (``name``: ``retrain_<hash>`` of the
     ``retrain`` settings, see :func:`keras_lottery.tweaks.retraining.settings_name`)."""
     return os.path.join(run_dir, "retrain", f"round_{round:03d}", name, f"seed_{seed}")
-
-
-def retrain_transformed(directory: str) -> str:
-    """The transformed network's state of a retraining (soft activation,
-    extra skip paths), next to its ``trained.npz``."""
-    return os.path.join(directory, "transformed.npz")
 
 
 def retrain_parts(directory: str) -> tuple[str, int, str, int] | None:

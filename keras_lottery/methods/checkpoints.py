@@ -65,7 +65,10 @@ class IMPCheckpoints:
             paths.extra_rewind_ticket(self.out, step),
         ]
 
-    def save_round(self, model, record, rewind_state, ticket) -> None:
+    def save_round(self, model, record, rewind_state, ticket, transformed=None):
+        """Writes round ``record.round``'s files, ``record.json`` last;
+        ``transformed``: the state of the network the ticket trained as when
+        the ``retrain`` tweaks transformed it (``transformed.npz``)."""
         r = record.round
         directory = paths.round_dir(self.out, r)
         os.makedirs(directory, exist_ok=True)
@@ -75,6 +78,7 @@ class IMPCheckpoints:
             files += [paths.rewind_state(self.out), *self._extra]
         save_arrays(paths.round_trained(self.out, r), capture_state(model))
         ticket.save(paths.round_ticket(self.out, r))
+        files += _save_transformed(directory, transformed)
         finish_phase(directory, _relative(directory, files), record.to_dict())
 
 
@@ -130,12 +134,15 @@ class CSCheckpoints:
     def ticket_done(self) -> bool:
         return os.path.exists(paths.record(paths.cs_ticket_dir(self.root)))
 
-    def save_result(self, hard, result: CSResult) -> None:
+    def save_result(self, hard, result: CSResult, transformed=None) -> None:
+        """Writes the ticket's files, ``record.json`` last (``transformed``
+        as for :meth:`IMPCheckpoints.save_round`)."""
         directory = paths.cs_ticket_dir(self.out)
         os.makedirs(directory, exist_ok=True)
         result.ticket.save(paths.cs_ticket(self.out))
         save_arrays(paths.trained(directory), capture_state(hard))
         files = [paths.cs_ticket(self.out), paths.trained(directory)]
+        files += _save_transformed(directory, transformed)
         finish_phase(directory, _relative(directory, files), result.to_dict())
 
     def load_result(self, records) -> CSResult:
@@ -274,3 +281,12 @@ def verify_cs_ticket(run_dir: str) -> None:
         "retrain the ticket",
         manifests_required(run_dir),
     )
+
+
+def _save_transformed(directory, state) -> list[str]:
+    """Saves ``state`` as the phase's ``transformed.npz`` (nothing for None);
+    the paths written."""
+    if state is None:
+        return []
+    save_arrays(paths.transformed(directory), state)
+    return [paths.transformed(directory)]

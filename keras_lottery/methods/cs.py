@@ -251,6 +251,7 @@ class _Search:
         self.fit_kwargs, self.epochs = fit_kwargs, epochs
         self.compile_config = model.get_compile_config()
         self.store = CSCheckpoints(cs.checkpoint_dir) if cs.checkpoint_dir else None
+        self.transformed = None  # see _train_hard
 
     def run(self) -> CSResult:
         records, rewind_state = [], None
@@ -341,6 +342,7 @@ class _Search:
         ticket = self._ticket(hard, start, records)
         keras.utils.set_random_seed(self.cs.seed + self.cs.rounds)
         training = self._train_hard(hard, "ticket", "CS ticket")
+        transformed = self.transformed
         baselines = {}
         for i, name in enumerate(self.cs.baselines):
             seed, mask_seed = controls.in_run_seeds(
@@ -353,7 +355,7 @@ class _Search:
         ticket.metadata["metrics"] = {"test": training.test, "final": training.final}
         result = CSResult(records, training, ticket, baselines)
         if self.store is not None:
-            self.store.save_result(hard, result)
+            self.store.save_result(hard, result, transformed)
         if self.cs.verbose:
             print_msg(ticket_line(result.to_dict()))
         return result
@@ -362,7 +364,8 @@ class _Search:
         """One whole round with a fresh optimizer (the recipe's schedule from 0);
         ``phase`` (``ticket`` or a control) names the TensorBoard subfolder,
         ``label`` the phase in a divergence error. The ``retrain`` tweaks
-        apply: the trained values end in ``model``."""
+        apply: the trained values end in ``model``, the state of the network
+        it trained as in ``self.transformed`` when they transform it."""
         plan = self.cs.retrain
         prepared = plan.prepare(model, self.compile_config)
         record = train_from_step(
@@ -380,6 +383,7 @@ class _Search:
             **self.fit_kwargs,
         )
         plan.finish(prepared, model)
+        self.transformed = capture_state(prepared.student) if plan.transforms else None
         return record
 
     def _ticket(self, hard, start, records) -> Ticket:

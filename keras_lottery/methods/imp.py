@@ -320,6 +320,9 @@ class _Job:
         self.start_state = None
         self.teacher = None  # the dense network, for the KD ticket
         self.plan = imp.retrain or RetrainPlan()
+        # The state of the network the round's ticket trained as, when the
+        # plan transforms it (soft activation, extra skips); else None.
+        self.transformed = None
 
     def run(self) -> IMPResult:
         records, rewind_state, start = [], None, 0
@@ -354,6 +357,7 @@ class _Job:
                     record,
                     rewind_state,
                     self._ticket(r, record, self.start_state),
+                    transformed=self.transformed,
                 )
             if self.imp.verbose:
                 print_msg(summary_line(record.to_dict()))
@@ -382,6 +386,7 @@ class _Job:
         return self._round_record(0, record, {}), capture.state
 
     def _pruned_round(self, r, rewind_state):
+        self.transformed = None
         density, layer_densities = self.imp.densities(r)
         if self.imp.rewind_mode == "learning_rate":
             # Unpruned trained values: what controls with other masks keep.
@@ -406,6 +411,7 @@ class _Job:
             phase_name(r, "ticket"),
             f"IMP round {r} (ticket)",
             retraining=True,
+            keep_transformed=True,
         )
         baselines = {}
         for i, name in enumerate(self.imp.baselines):
@@ -496,12 +502,21 @@ class _Job:
     # ------------------------------------------------------------------ training
 
     def _train(
-        self, model, start, phase, label, extra_callbacks=(), retraining=False
+        self,
+        model,
+        start,
+        phase,
+        label,
+        extra_callbacks=(),
+        retraining=False,
+        keep_transformed=False,
     ) -> TrainingRecord:
         """Trains steps start..T with a fresh optimizer and records the outcome;
         ``phase`` (``round_003/ticket``) names the TensorBoard subfolder, ``label``
         (``IMP round 3 (ticket)``) the phase in a divergence error.
-        ``retraining``: a ticket or control, trained with the retrain tweaks."""
+        ``retraining``: a ticket or control, trained with the retrain tweaks;
+        ``keep_transformed``: the round's ticket, whose transformed network's
+        state is kept in ``self.transformed`` for its round folder."""
         if retraining and self.plan:
             prepared = self.plan.prepare(model, self.compile_config, self._teacher)
             record = self._fit(
@@ -513,6 +528,8 @@ class _Job:
                 [*extra_callbacks, *prepared.callbacks],
             )
             self.plan.finish(prepared, model)
+            if keep_transformed and self.plan.transforms:
+                self.transformed = capture_state(prepared.student)
             return record
         return self._fit(
             model, start, self.compile_config, phase, label, extra_callbacks

@@ -7,7 +7,9 @@ the network as retrained, soft activations and extra skip paths included; the
 paths are dense, outside the sparsity, and counted in the size report's source
 as ``extra_skip_parameters``). ``weights="trained"`` (the
 default) exports the weights after training the ticket, read from the phase's
-``trained.npz`` (``round_NNN/trained.npz``, or CS's ``ticket/trained.npz``);
+``trained.npz`` (``round_NNN/trained.npz``, or CS's ``ticket/trained.npz``), or,
+when the run's ``retrain`` tweaks transformed the network (soft activation,
+extra skips), the network it trained as from the phase's ``transformed.npz``;
 ``weights="rewind"`` exports the ticket's own weights (the rewind point). A
 ticket file outside a run folder holds only its own weights, so it needs
 ``weights="rewind"``. The size report is printed and written as JSON
@@ -72,6 +74,9 @@ def export_run(
     else:
         ticket_file, trained_file, where = locate_ticket(source, round)
         ticket, model, described = _load(ticket_file, trained_file, weights)
+        if weights == "trained":
+            model, tweaked = _as_trained(model, trained_file, where)
+            described.update(tweaked)
         where = {**where, **described}
         metadata = {**ticket.metadata, "weights": weights}
     result = export(
@@ -181,6 +186,36 @@ def _load_retrained(directory, round, weights):
     }
     metadata = {**ticket.metadata, "weights": "trained", "retrain": record["settings"]}
     return model, where, metadata
+
+
+def _as_trained(model, trained_file, where):
+    """``model`` as its phase trained it: the network the run's ``retrain``
+    tweaks transformed it into (soft activation, extra skip paths), with that
+    network's trained values, when they did; else ``model`` itself. Returns
+    it and what to add to the size report's source."""
+    from keras_lottery.config import load_config
+    from keras_lottery.runs.retrain import trained_network
+    from keras_lottery.tweaks.retraining import RetrainPlan
+    from keras_lottery.tweaks.skips import extra_skip_parameters
+
+    phase = os.path.dirname(trained_file)
+    if "run_dir" not in where:  # a ticket file given alone
+        if os.path.exists(paths.transformed(phase)):
+            raise RunFolderError(
+                f"{where['ticket']} was trained as a network transformed by "
+                f"retrain tweaks ({paths.transformed(phase)}): export its run "
+                "folder (with --round for an IMP round), whose config names the "
+                "tweaks, or pass --weights rewind."
+            )
+        return model, {}
+    settings = load_config(paths.config(where["run_dir"])).retrain
+    if not RetrainPlan(settings).transforms:
+        return model, {}
+    network = trained_network(model, settings, phase)
+    return network, {
+        "tweaks": list(settings.tweaks),
+        "extra_skip_parameters": extra_skip_parameters(network),
+    }
 
 
 def _load(ticket_file, trained_file, weights):

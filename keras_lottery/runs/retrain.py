@@ -155,7 +155,7 @@ def _run_retrain(run_dir, round, tweaks, overrides, seed, verbose) -> dict:
     files = [paths.trained(directory)]
     save_arrays(paths.trained(directory), capture_state(model))
     if trained is not model:  # the transformed network, skip paths included
-        files.append(paths.retrain_transformed(directory))
+        files.append(paths.transformed(directory))
         save_arrays(files[-1], capture_state(trained))
     finish_phase(directory, [os.path.basename(f) for f in files], result)
     if verbose:
@@ -224,12 +224,40 @@ def load_retrained(directory: str) -> tuple[keras.Model, dict]:
     saved = load_round(run_dir, round)
     model = saved.recipe().build_model()
     pruning.set_masks(model, saved.ticket.masks)
-    transformed = RetrainPlan(settings).transform(model)
-    path = paths.retrain_transformed(directory)
-    if not os.path.exists(path):  # no transform: the ticket's network
-        path = paths.trained(directory)
-    assign_all(transformed, load_arrays(path, "a retraining's trained state"))
-    return transformed, record
+    return trained_network(model, settings, directory), record
+
+
+def trained_network(model, settings: RetrainConfig, directory: str) -> keras.Model:
+    """The network a phase folder's ticket trained as, with its trained values:
+    ``model`` (the ticket's network) with ``directory``'s ``trained.npz`` or,
+    when ``settings`` transform the network (soft activation, extra skips),
+    the transformed network with its ``transformed.npz``. A phase that trained
+    with a transform but has no ``transformed.npz`` (written by an older
+    version) is a :class:`~keras_lottery.errors.RunFolderError`: its
+    ``trained.npz`` alone would be another network than the one trained.
+
+    >>> network = trained_network(model, config.retrain, "runs/imp_3f/round_003")
+    """
+    plan = RetrainPlan(settings)
+    if not plan.transforms:
+        assign_all(model, load_arrays(paths.trained(directory), _TRAINED))
+        return model
+    path = paths.transformed(directory)
+    if not os.path.exists(path):
+        raise RunFolderError(
+            f"{directory} trained its ticket with retrain.tweaks "
+            f"{settings.tweaks}, which change the network, but holds no "
+            f"{os.path.basename(path)} (the trained network's state; written "
+            "since 2026-11-30): its trained.npz alone is not the network that "
+            "was trained. Export the ticket with --weights rewind, or train it "
+            "again with keras-lottery retrain."
+        )
+    network = plan.transform(model)
+    assign_all(network, load_arrays(path, _TRAINED))
+    return network
+
+
+_TRAINED = "a phase's trained state"
 
 
 def retrain_seed(run_seed: int, round: int, seed: int) -> int:

@@ -38,7 +38,6 @@ import time
 import keras_tuner
 
 from keras_lottery import paths
-from keras_lottery._io import load_arrays
 from keras_lottery._messages import print_msg
 from keras_lottery.config import RunConfig
 from keras_lottery.errors import ConfigError, RunFolderError
@@ -46,6 +45,7 @@ from keras_lottery.gradual import GradualPruning
 from keras_lottery.methods import registry
 from keras_lottery.pruning_schedules import IterativeRounds, OneShot, PolynomialDecay
 from keras_lottery.runs import runner
+from keras_lottery.runs.retrain import trained_network
 from keras_lottery.ticket import Ticket
 
 
@@ -86,7 +86,7 @@ class _RunHyperModel(keras_tuner.HyperModel):
         config = self.trial_config(hp)
         directory = runner.run_dir_for(config, self.out)
         if os.path.exists(paths.result(directory)):
-            return self._final_model(config, directory)[0]
+            return self._final_model(config, directory)
         recipe, model = runner.prepare(config)
         self._prepared = (config, recipe, model)
         return model
@@ -118,9 +118,7 @@ class _RunHyperModel(keras_tuner.HyperModel):
             if type(c).__name__ == "SaveBestEpoch"
         ]
         if targets:  # the callback never runs: no fit of ours is the tuner's
-            final, state = self._final_model(config, directory)
-            for variable, value in zip(final.weights, state, strict=True):
-                variable.assign(value)
+            final = self._final_model(config, directory)
             for path in targets:
                 final.save_weights(path)
         values = metrics(result)
@@ -132,7 +130,8 @@ class _RunHyperModel(keras_tuner.HyperModel):
         return values
 
     def _final_model(self, config, directory):
-        """(the network of the trial's result, its trained state)."""
+        """The network the trial's run trained last, with its trained values
+        (transformed when the config's ``retrain`` tweaks transform it)."""
         raise NotImplementedError
 
     def _check_reuse(self, directory: str) -> None:
@@ -204,7 +203,7 @@ class CSHyperModel(_RunHyperModel):
 
     def _final_model(self, config, directory):
         ticket = Ticket.load(paths.cs_ticket(directory)).build_model()
-        return ticket, load_arrays(paths.trained(paths.cs_ticket_dir(directory)))
+        return trained_network(ticket, config.retrain, paths.cs_ticket_dir(directory))
 
 
 class IMPHyperModel(_RunHyperModel):
@@ -261,7 +260,7 @@ class IMPHyperModel(_RunHyperModel):
         with open(paths.result(directory)) as handle:
             last = json.load(handle)["rounds"][-1]["round"]
         _, model = runner.prepare(config)
-        return model, load_arrays(paths.round_trained(directory, last))
+        return trained_network(model, config.retrain, paths.round_dir(directory, last))
 
 
 class IdlePause:

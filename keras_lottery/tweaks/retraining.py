@@ -93,6 +93,13 @@ class RetrainPlan:
     def rescales_init(self) -> bool:
         return any(t.kind == "init" for t in self.tweaks)
 
+    @property
+    def transforms(self) -> bool:
+        """Whether a tweak changes the network (soft activation, extra skips):
+        then the trained network is not the ticket's, and phases save its
+        state as ``transformed.npz``."""
+        return any(t.kind in _TRANSFORM_ORDER for t in self.tweaks)
+
     # ------------------------------------------------------------------ checks
 
     def check(self, model, has_teacher: bool) -> None:

@@ -40,3 +40,25 @@ def imp_run(_pristine_imp_run, tmp_path):
 def module_imp_run(_pristine_imp_run, tmp_path_factory):
     """As :func:`imp_run`, one copy shared by the tests of a module."""
     return copy_run(_pristine_imp_run, tmp_path_factory.mktemp("imp_run"))
+
+
+@pytest.fixture(scope="session")
+def swish_run(tmp_path_factory):
+    """``swish_run(method)``: a finished tiny run folder (``imp``: 1 round;
+    ``cs``: 1 search round) whose ticket trained with ``retrain.tweaks:
+    [swish]``, made once per session; do not change it."""
+    made = {}
+
+    def make(method):
+        if method not in made:
+            root = tmp_path_factory.mktemp(f"swish_{method}")
+            args = ["run", str(write_tiny_config(root, "[]")), "--out", str(root)]
+            args += ["--set", "pruning.rounds=1", "--set", "retrain.tweaks=[swish]"]
+            if method == "cs":
+                args += ["--set", "method=cs", "--set", "cs.rounds=1"]
+                args += ["--set", "cs.layers=all", "--set", "cs.rewind=1ep"]
+            assert cli.main(args) == 0
+            (made[method],) = root.glob(f"{method}_*")
+        return made[method]
+
+    return make

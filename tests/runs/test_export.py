@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -145,6 +146,66 @@ def test_cs_run_folder_exports_its_one_ticket(imp_run, tmp_path, capsys):
         exported.weights, Ticket.from_model(model).weights, strict=True
     ):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["imp", pytest.param("cs", marks=pytest.mark.slow)],  # ~5 s each
+)
+def test_a_run_trained_with_a_soft_activation_exports_the_network_it_trained(
+    method, swish_run, tmp_path, capsys
+):
+    from keras_lottery.config import load_config
+    from keras_lottery.recipes import Recipe
+    from keras_lottery.training import evaluate
+
+    run_dir = swish_run(method)
+    phase = (
+        paths.round_dir(run_dir, 1) if method == "imp" else paths.cs_ticket_dir(run_dir)
+    )
+    manifest = json.loads((Path(phase) / "manifest.json").read_text())
+    assert "transformed.npz" in manifest["files"]
+    assert not os.path.exists(paths.transformed(paths.round_dir(run_dir, 0)))
+
+    out = tmp_path / "ticket.keras"
+    assert export(run_dir, "--format", "keras", "--out", out) == 0
+    report = json.loads(out.with_name("ticket.keras.size.json").read_text())
+    assert report["source"]["tweaks"] == ["swish"]
+    exported = keras.saving.load_model(out)
+    exported.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    recipe = Recipe(load_config(paths.config(run_dir)))
+    record = json.loads((Path(phase) / "record.json").read_text())
+    trained = record["ticket" if method == "imp" else "ticket_training"]["test"]
+    assert evaluate(exported, recipe.test_data)["accuracy"] == pytest.approx(
+        trained["accuracy"]
+    )
+    # What the export did before: the ReLU network with the swish-trained values.
+    ticket_file = os.path.join(phase, "..", "ticket.npz") if method == "cs" else None
+    ticket = Ticket.load(ticket_file or paths.round_ticket(run_dir, 1))
+    relu = ticket.build_model()
+    restore_state(relu, load_arrays(paths.trained(phase)))
+    x = np.asarray(recipe.splits.x_test[:8])
+    assert not np.allclose(relu.predict(x, verbose=0), exported.predict(x, verbose=0))
+
+    # A round's ticket file alone does not say which tweaks trained it.
+    if method == "imp":
+        bad = tmp_path / "x.keras"
+        source = paths.round_ticket(run_dir, 1)
+        assert export(source, "--format", "keras", "--out", bad) == 2
+        assert "export its run folder" in capsys.readouterr().err
+        assert not bad.exists()
+
+
+def test_a_transformed_phase_without_its_trained_network_is_refused(tmp_path):
+    from keras_lottery.config import RetrainConfig
+    from keras_lottery.errors import RunFolderError
+    from keras_lottery.models import get
+    from keras_lottery.runs.retrain import trained_network
+
+    # A folder from before transformed.npz was written: trained.npz only.
+    model = get("lenet_300_100", hidden=[8, 4])
+    with pytest.raises(RunFolderError, match=r"holds no transformed.npz.*--weights"):
+        trained_network(model, RetrainConfig(tweaks=["swish"]), str(tmp_path))
 
 
 @pytest.fixture(scope="module")

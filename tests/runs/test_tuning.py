@@ -4,6 +4,7 @@ are the numbers of the trial's run folder."""
 import json
 import os
 
+import keras
 import keras_tuner
 import numpy as np
 import pytest
@@ -170,6 +171,24 @@ def test_imp_hypermodel_tunes_the_pruning_rate_and_returns_trained_tickets(tmp_p
     assert set(fractions) == {0.5, 0.75}
     with pytest.raises(ConfigError, match="rewind"):
         IMPHyperModel(config, rewinds=["soon"])
+
+
+def test_a_trial_trained_with_a_soft_activation_is_rebuilt_as_trained(swish_run):
+    from keras_lottery import paths
+    from keras_lottery.recipes import Recipe
+    from keras_lottery.training import evaluate
+
+    run_dir = swish_run("imp")
+    config = load_config(paths.config(run_dir))
+    hypermodel = tuning.IMPHyperModel(config, out=str(run_dir.parent))
+    model = hypermodel.build(keras_tuner.HyperParameters())  # the finished trial
+    activations = {getattr(layer, "activation", None) for layer in model.layers}
+    assert keras.activations.silu in activations
+    assert keras.activations.relu not in activations
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    ticket = _json(paths.round_record(run_dir, 1))["ticket"]
+    accuracy = evaluate(model, Recipe(config).test_data)["accuracy"]
+    assert accuracy == pytest.approx(ticket["test"]["accuracy"])
 
 
 def test_a_trial_that_prunes_every_weight_is_flagged(
