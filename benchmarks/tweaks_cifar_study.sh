@@ -9,7 +9,8 @@
 #
 # Either give existing IMP runs (the elastic study's 20% tickets):
 #   IMP=runs/elastic_cpu/imp RUNS="imp_a imp_b imp_c" bash benchmarks/tweaks_cifar_study.sh
-# or let the script make one per seed first (here 10% of the weights):
+# or let the script make one per seed first (here 10% of the weights; REWIND sets
+# their k, default 1ep):
 #   IMP=runs/tweaks_10/imp FRACTION=0.9 SEEDS="0 1 2" bash benchmarks/tweaks_cifar_study.sh
 # then:
 #   python benchmarks/tweaks_table.py runs/elastic_cpu/imp --json summary.json
@@ -26,8 +27,10 @@ export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 KERAS_BACKEND=tensorflo
 export PYTHONUNBUFFERED=1
 mkdir -p "$LOGS" "$IMP"
 
+REWIND=${REWIND:-1ep}   # k of the tickets made with SEEDS (0: reset to initialization)
 recipe=(--set training.duration=8ep --set "training.milestones=[5ep, 7ep]"
-        --set training.warmup=1ep --set pruning.rounds=1 --set "pruning.fraction=$FRACTION")
+        --set training.warmup=1ep --set pruning.rounds=1 --set "pruning.fraction=$FRACTION"
+        --set "pruning.rewind=$REWIND")
 run_of() {  # seed -> the IMP run folder's name
   $CLI run "$CONFIG" --out "$IMP" --print-config --set "seed=$1" "${recipe[@]}" \
     2>/dev/null | sed -n 's/^# run folder: //p' | xargs basename
