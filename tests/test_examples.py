@@ -81,6 +81,25 @@ def test_gradual_pruning_fit(tmp_path):
     assert (tmp_path / "pruned.keras").exists() and (tmp_path / "plain.keras").exists()
 
 
+def test_retrain_ticket_with_tweaks(tmp_path):
+    from keras_lottery.config import DataConfig
+    from keras_lottery.data import load_dataset
+    from keras_lottery.errors import ConfigError
+
+    example = load_example("retrain_ticket_with_tweaks.py")
+    splits = load_dataset(DataConfig(name="digits", validation_size=180))
+    ticket = example.own_mask_ticket(splits, density=0.2)  # a mask of your own
+    ticket.save(tmp_path / "ticket.npz")
+    args = ["--ticket", str(tmp_path / "ticket.npz"), "--epochs", "1"]
+    results = example.main([*args, "--tweak", "swish"])  # composing: test_retraining
+    assert list(results) == ["vanilla", "swish"]
+    for arm in results.values():  # the tweaks leave the ticket's mask as it was
+        assert arm["remaining"] == pytest.approx(1 - ticket.sparsity)
+        assert 0.1 < arm["accuracy"] <= 1  # above chance on 10 digits
+    with pytest.raises(ConfigError, match="'extra_skips', which does not fit"):
+        example.main([*args, "--tweak", "extra_skips"])  # LeNet has no blocks
+
+
 @pytest.mark.slow  # ~11 s; tests/runs/test_tuning.py covers get_best_models
 @tensorflow_only
 def test_tune_gradual_pruning(tmp_path):

@@ -31,7 +31,6 @@ import os
 from collections.abc import Iterable
 
 import keras
-import numpy as np
 
 from keras_lottery import paths, pruning
 from keras_lottery._io import (
@@ -129,7 +128,9 @@ def _run_retrain(run_dir, round, tweaks, overrides, seed, verbose) -> dict:
             "'retrain.tweaks' lrsi rescales the weights a ticket rewinds to; "
             f"round {round} of {run_dir} was trained with learning-rate rewinding."
         )
-    _apply_ticket(model, saved.ticket, plan, recipe)
+    plan.apply_ticket(
+        model, saved.ticket, (recipe.splits.x_train, recipe.splits.y_train)
+    )
     recipe.compile(model)
     keras.utils.set_random_seed(random_seed)
     if verbose:
@@ -161,19 +162,6 @@ def _run_retrain(run_dir, round, tweaks, overrides, seed, verbose) -> dict:
     if verbose:
         print_msg(f"[keras_lottery] {phase}: {record.summary()}")
     return result
-
-
-def _apply_ticket(model, ticket, plan, recipe) -> None:
-    """Writes the ticket into ``model``; with LRsI its weights are rescaled
-    first, unmasked (GradInit sees the dense initialization)."""
-    if not plan.rescales_init:
-        ticket.apply(model)
-        return
-    ones = {name: np.ones_like(mask, bool) for name, mask in ticket.masks.items()}
-    dataclasses.replace(ticket, masks=ones).apply(model)
-    x, y = recipe.splits.x_train, recipe.splits.y_train
-    plan.rescale(model, (x, y))
-    pruning.set_masks(model, ticket.masks)
 
 
 def load_transformed(run_dir: str, round: int, tweaks, overrides=(), seed=0):

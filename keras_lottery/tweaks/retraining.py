@@ -36,7 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import keras
+import numpy as np
 
+from keras_lottery import pruning
 from keras_lottery.config import RetrainConfig
 from keras_lottery.errors import ConfigError
 from keras_lottery.pruning import sync_state
@@ -187,6 +189,22 @@ class RetrainPlan:
         unmasked initialization, then apply the masks)."""
         for tweak in (t for t in self.tweaks if t.kind == "init"):
             tweak.rescale(model, data, self.settings)
+
+    def apply_ticket(self, model, ticket, data) -> None:
+        """Writes ``ticket`` (a :class:`~keras_lottery.ticket.Ticket`) into
+        ``model``. With LRsI its weights are first rescaled on ``data`` (as for
+        :meth:`rescale`) with every weight present, since GradInit sees the
+        dense initialization, and masked after.
+
+        >>> plan.apply_ticket(model, Ticket.load("ticket.npz"), (x, y))
+        """
+        if not self.rescales_init:
+            ticket.apply(model)
+            return
+        ones = {name: np.ones_like(mask, bool) for name, mask in ticket.masks.items()}
+        dataclasses.replace(ticket, masks=ones).apply(model)
+        self.rescale(model, data)
+        pruning.set_masks(model, ticket.masks)
 
 
 def settings_name(settings: RetrainConfig) -> str:
