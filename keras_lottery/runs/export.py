@@ -209,8 +209,8 @@ def _as_trained(model, trained_file, where):
             )
         return model, {}
     settings = load_config(paths.config(where["run_dir"])).retrain
-    if not RetrainPlan(settings).transforms:
-        return model, {}
+    if where.get("round") == 0 or not RetrainPlan(settings).transforms:
+        return model, {}  # the dense round trains without the retrain tweaks
     network = trained_network(model, settings, phase)
     return network, {
         "tweaks": list(settings.tweaks),

@@ -39,7 +39,7 @@ import keras_tuner
 
 from keras_lottery import paths
 from keras_lottery._messages import print_msg
-from keras_lottery.config import RunConfig
+from keras_lottery.config import RetrainConfig, RunConfig
 from keras_lottery.errors import ConfigError, RunFolderError
 from keras_lottery.gradual import GradualPruning
 from keras_lottery.methods import registry
@@ -260,7 +260,9 @@ class IMPHyperModel(_RunHyperModel):
         with open(paths.result(directory)) as handle:
             last = json.load(handle)["rounds"][-1]["round"]
         _, model = runner.prepare(config)
-        return trained_network(model, config.retrain, paths.round_dir(directory, last))
+        # The dense round 0 trains without the retrain tweaks.
+        settings = config.retrain if last > 0 else RetrainConfig()
+        return trained_network(model, settings, paths.round_dir(directory, last))
 
 
 class IdlePause:

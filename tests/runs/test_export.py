@@ -187,8 +187,12 @@ def test_a_run_trained_with_a_soft_activation_exports_the_network_it_trained(
     x = np.asarray(recipe.splits.x_test[:8])
     assert not np.allclose(relu.predict(x, verbose=0), exported.predict(x, verbose=0))
 
-    # A round's ticket file alone does not say which tweaks trained it.
-    if method == "imp":
+    if method == "imp":  # the dense round 0 trained without the tweaks
+        dense = tmp_path / "dense.keras"
+        assert export(run_dir, "--round", 0, "--format", "keras", "--out", dense) == 0
+        report = json.loads(dense.with_name("dense.keras.size.json").read_text())
+        assert "tweaks" not in report["source"]
+        # A round's ticket file alone does not say which tweaks trained it.
         bad = tmp_path / "x.keras"
         source = paths.round_ticket(run_dir, 1)
         assert export(source, "--format", "keras", "--out", bad) == 2
