@@ -50,6 +50,7 @@ import numpy as np
 from keras import ops
 
 from keras_lottery import controls, paths, pruning
+from keras_lottery._io import load_arrays
 from keras_lottery._messages import print_msg
 from keras_lottery.callbacks import (
     RewindCheckpoint,
@@ -333,7 +334,9 @@ class _Search:
 
     def _train_ticket(self, records, rewind_state) -> CSResult:
         if self.store is not None and self.store.ticket_done():
-            return self.store.load_result(records)
+            result = self.store.load_result(records)
+            result.network = self._saved_network(result.ticket)
+            return result
         masks = binarize(self.model, self.cs.target_sparsity)
         if self.cs.mode == "ticket":
             rewind_weights(self.model, rewind_state)
@@ -353,12 +356,23 @@ class _Search:
             )
             baselines[name] = self._train_hard(control, name, f"CS control {name}")
         ticket.metadata["metrics"] = {"test": training.test, "final": training.final}
-        result = CSResult(records, training, ticket, baselines)
+        network = None
+        if transformed is not None:
+            network = self.cs.retrain.trained_network(hard, transformed)
+        result = CSResult(records, training, ticket, baselines, network)
         if self.store is not None:
             self.store.save_result(hard, result, transformed)
         if self.cs.verbose:
             print_msg(ticket_line(result.to_dict()))
         return result
+
+    def _saved_network(self, ticket):
+        """The saved ticket as it trained, when the plan transforms it."""
+        path = paths.transformed(paths.cs_ticket_dir(self.store.root))
+        if not self.cs.retrain.transforms or not os.path.exists(path):
+            return None
+        state = load_arrays(path, "a CS ticket's transformed.npz")
+        return self.cs.retrain.trained_network(ticket.build_model(), state)
 
     def _train_hard(self, model, phase: str, label: str) -> TrainingRecord:
         """One whole round with a fresh optimizer (the recipe's schedule from 0);

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
 
 import keras
@@ -366,7 +367,16 @@ class _Job:
             ticket = Ticket.load(paths.round_ticket(self.store.root, final.round))
         else:
             ticket = self._ticket(final.round, final, self.start_state)
-        return IMPResult(records, ticket)
+        return IMPResult(records, ticket, self._network(final.round))
+
+    def _network(self, r):
+        """The round's ticket as it trained, when the plan transforms it."""
+        state = self.transformed
+        if state is None and self.store is not None and self.plan.transforms:
+            path = paths.transformed(paths.round_dir(self.store.root, r))
+            if r > 0 and os.path.exists(path):  # resumed after the last round
+                state = load_arrays(path, "a round's transformed.npz")
+        return None if state is None else self.plan.trained_network(self.model, state)
 
     # ------------------------------------------------------------------ rounds
 

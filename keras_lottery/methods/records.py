@@ -43,10 +43,15 @@ class RoundRecord:
 
 @dataclass
 class IMPResult:
-    """Per-round records and the final ticket of an IMP run."""
+    """Per-round records and the final ticket of an IMP run. ``network``: when
+    the ``retrain`` tweaks transformed the network (soft activation, extra
+    skips), the last round's ticket as it trained, with its trained values
+    (the model given to ``run`` holds the ticket's own layers only); else
+    None."""
 
     rounds: list[RoundRecord]
     ticket: Ticket
+    network: object = None
 
     def table(self, metric: str = "accuracy") -> str:
         """Round | weights remaining | ticket / controls ``metric`` on test data
@@ -84,12 +89,15 @@ class SearchRoundRecord:
 
 @dataclass
 class CSResult:
-    """Search rounds, the trained ticket and its controls."""
+    """Search rounds, the trained ticket and its controls; ``network`` as for
+    :class:`IMPResult` (the ticket as it trained, when the ``retrain`` tweaks
+    transformed it)."""
 
     rounds: list[SearchRoundRecord]
     ticket_training: TrainingRecord
     ticket: Ticket
     baselines: dict[str, TrainingRecord] = field(default_factory=dict)
+    network: object = None
 
     @property
     def epochs(self) -> dict[str, int]:

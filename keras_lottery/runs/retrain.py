@@ -240,9 +240,7 @@ def trained_network(model, settings: RetrainConfig, directory: str) -> keras.Mod
             "was trained. Export the ticket with --weights rewind, or train it "
             "again with keras-lottery retrain."
         )
-    network = plan.transform(model)
-    assign_all(network, load_arrays(path, _TRAINED))
-    return network
+    return plan.trained_network(model, load_arrays(path, _TRAINED))
 
 
 _TRAINED = "a phase's trained state"

@@ -42,6 +42,7 @@ from keras_lottery import pruning
 from keras_lottery.config import RetrainConfig
 from keras_lottery.errors import ConfigError
 from keras_lottery.pruning import sync_state
+from keras_lottery.training import assign_all
 from keras_lottery.tweaks import registry
 
 #: Settings added after retrain folders were first named, with their defaults:
@@ -189,6 +190,17 @@ class RetrainPlan:
         unmasked initialization, then apply the masks)."""
         for tweak in (t for t in self.tweaks if t.kind == "init"):
             tweak.rescale(model, data, self.settings)
+
+    def trained_network(self, model, state) -> keras.Model:
+        """The transformed network of ``model`` with ``state`` (its weights,
+        in ``self.transform(model).weights`` order: a phase's
+        ``transformed.npz``).
+
+        >>> network = plan.trained_network(model, load_arrays("transformed.npz"))
+        """
+        network = self.transform(model)
+        assign_all(network, state)
+        return network
 
     def apply_ticket(self, model, ticket, data) -> None:
         """Writes ``ticket`` (a :class:`~keras_lottery.ticket.Ticket`) into

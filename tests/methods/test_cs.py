@@ -245,13 +245,20 @@ def test_the_ticket_retrains_with_tweaks_and_the_search_without():
             losses.append(self.model.loss)
 
     x, y = images(n=32)
-    plan = RetrainPlan(RetrainConfig(tweaks=["label_smoothing"]))
+    plan = RetrainPlan(RetrainConfig(tweaks=["swish", "label_smoothing"]))
     search = _search(rounds=1, retrain=plan)
-    search.run(soft_convnet(), x, y, epochs=2, batch_size=16, callbacks=[Spy()])
+    result = search.run(
+        soft_convnet(), x, y, epochs=2, batch_size=16, callbacks=[Spy()]
+    )
     search_loss, ticket_loss = losses
     assert not isinstance(search_loss, SmoothedSparseCategoricalCrossentropy)
     assert isinstance(ticket_loss, SmoothedSparseCategoricalCrossentropy)
     assert ticket_loss.from_logits and ticket_loss.alpha == 0.1
+    # The ticket as it trained: its ReLU a swish.
+    activations = [
+        getattr(layer, "activation", None) for layer in result.network.layers
+    ]
+    assert keras.activations.silu in activations
 
 
 def test_kd_and_lrsi_are_refused_for_cs_and_the_config_gives_the_plan():

@@ -375,3 +375,40 @@ def test_learning_rate_rewinding_keeps_trained_weights_and_restarts_the_schedule
     assert driver.rewind_mode == "learning_rate"
     with pytest.raises(ConfigError, match="'pruning.rewind_mode' must be one of"):
         PruningConfig(rewind_mode="optimizer")
+
+
+@pytest.mark.core_covered  # the backend-dependent part: tests/tweaks' transforms
+def test_a_transformed_ticket_is_returned_as_it_trained_and_resumed(tmp_path):
+    from keras_lottery.config import RetrainConfig
+    from keras_lottery.training import evaluate
+    from keras_lottery.tweaks.retraining import RetrainPlan
+
+    x, y = classification_data(n=64)
+    swish = RetrainPlan(RetrainConfig(tweaks=["swish"]))
+    imp = _imp(fraction=0.5, rounds=1, retrain=swish, checkpoint_dir=str(tmp_path))
+    model = _compiled_mlp()
+    result = imp.run(model, x, y, epochs=1, batch_size=16, test_data=(x, y), verbose=0)
+    network = result.network
+    assert network.get_layer("fc1").activation is keras.activations.silu
+    assert model.get_layer("fc1").activation is keras.activations.relu
+    network.compile(loss=model.loss, metrics=["accuracy"])
+    tested = result.rounds[-1].ticket.test["accuracy"]
+    assert evaluate(network, (x, y))["accuracy"] == pytest.approx(tested)
+    for layer in ("fc1", "fc2", "out"):  # the ticket's layers: the same values
+        for a, b in zip(
+            network.get_layer(layer).weights,
+            model.get_layer(layer).weights,
+            strict=True,
+        ):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Resumed after its last round (nothing trains): read from transformed.npz.
+    again = _imp(fraction=0.5, rounds=1, retrain=swish, checkpoint_dir=str(tmp_path))
+    resumed = again.run(_compiled_mlp(), x, y, epochs=1, batch_size=16, verbose=0)
+    for a, b in zip(resumed.network.weights, network.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert (
+        _imp(fraction=0.5, rounds=1)
+        .run(_compiled_mlp(), x, y, epochs=1, batch_size=16, verbose=0)
+        .network
+        is None
+    )  # no transform: the model holds the trained ticket
