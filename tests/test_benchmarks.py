@@ -205,7 +205,7 @@ def test_tweaks_study_runs_end_to_end_on_a_tiny_setting(bench, tmp_path):
     assert result["fraction_remaining"] == saved["fraction_remaining"] < 1
 
 
-def test_tweaks_table_pairs_each_arm_with_the_runs_own_ticket(bench, tmp_path):
+def test_tweaks_table_pairs_each_arm_with_the_runs_own_ticket(bench, tmp_path, capsys):
     tweaks_table = bench("tweaks_table")
     for seed, (vanilla, kd) in enumerate(((0.50, 0.53), (0.60, 0.59))):
         run = tmp_path / f"imp_{seed}"
@@ -229,6 +229,21 @@ def test_tweaks_table_pairs_each_arm_with_the_runs_own_ticket(bench, tmp_path):
     lines = tweaks_table.table(rows).splitlines()
     assert lines[2] == f"| {tweaks_table.VANILLA} | 0,1 | 55.0 ± 7.1 | - |"
     assert "| kd | 0,1 | 56.0 ± 4.2 | +1.0 [-1.0, +3.0] |" in lines
+    # Other runs' tickets, paired by seed (e.g. learning-rate rewinding).
+    for seed, accuracy in enumerate((0.52, 0.64)):
+        run = tmp_path / "lrr" / f"imp_{seed}"
+        (run / "round_001").mkdir(parents=True)
+        (run / "config.yaml").write_text(f"seed: {seed}\n")
+        record = {"ticket": {"test": {"accuracy": accuracy}}}
+        (run / "round_001" / "record.json").write_text(json.dumps(record))
+    out = tmp_path / "rows.json"
+    tweaks_table.main(
+        [str(tmp_path), "--runs", f"lrr={tmp_path / 'lrr'}", "--json", str(out)]
+    )
+    assert json.loads(out.read_text())["lrr"] == {"0": 0.52, "1": 0.64}
+    assert "| lrr | 0,1 | 58.0 ± 8.5 | +3.0 [+2.0, +4.0] |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        tweaks_table.main([str(tmp_path), "--runs", "no-equals-sign"])
 
 
 def test_extra_skips_strength_compares_both_modes_and_gammas(bench, tmp_path):
