@@ -29,10 +29,10 @@ demo: $(STAMP)
 # test-jax` and on PyTorch in `make test-torch`. The two cluster tests (2
 # tf.distribute workers; a Keras Tuner chief + 2 workers) run 3-5 processes each
 # for about 40 s, slowing the other lane meanwhile. Measured from a fresh clone on
-# this 2-core machine, nothing else running (2026-11-30): `bash .ci/run` 8 min 22 s
-# including the venv install and lint (~1.8 min, PyTorch's CPU wheel included);
-# lane 1 = 247 backend_core tests on JAX in 1:59, the same on PyTorch in 0:12, then
-# 76 TF tests in 4:20; lane 2 = 837 TF tests in 6:30. Runs of one commit varied by
+# this 2-core machine, nothing else running (2026-11-30, fifth session): `bash
+# .ci/run` 8 min 18 s including the venv install and lint (~1.8 min, PyTorch's CPU
+# wheel included); lane 1 = 247 backend_core tests on JAX in 1:54, the same on
+# PyTorch in 0:13, then 79 TF tests in 4:18; lane 2 = 840 TF tests in 6:15. Runs of one commit varied by
 # up to 1.5 min here: new tests over ~20 s go behind `slow`.
 test: lint
 	$(MAKE) --no-print-directory --output-sync=target -j2 test-lane-1 test-lane-2
