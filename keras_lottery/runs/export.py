@@ -194,7 +194,7 @@ def _as_trained(model, trained_file, where):
     network's trained values, when they did; else ``model`` itself. Returns
     it and what to add to the size report's source."""
     from keras_lottery.config import load_config
-    from keras_lottery.runs.retrain import trained_network
+    from keras_lottery.runs.retrain import phase_settings, trained_network
     from keras_lottery.tweaks.retraining import RetrainPlan
     from keras_lottery.tweaks.skips import extra_skip_parameters
 
@@ -208,9 +208,10 @@ def _as_trained(model, trained_file, where):
                 "tweaks, or pass --weights rewind."
             )
         return model, {}
-    settings = load_config(paths.config(where["run_dir"])).retrain
-    if where.get("round") == 0 or not RetrainPlan(settings).transforms:
-        return model, {}  # the dense round trains without the retrain tweaks
+    config = load_config(paths.config(where["run_dir"]))
+    settings = phase_settings(config, where.get("round"))
+    if not RetrainPlan(settings).transforms:
+        return model, {}
     network = trained_network(model, settings, phase)
     return network, {
         "tweaks": list(settings.tweaks),

@@ -215,6 +215,12 @@ def load_retrained(directory: str) -> tuple[keras.Model, dict]:
     return trained_network(model, settings, directory), record
 
 
+def phase_settings(config, round: int | None = None) -> RetrainConfig:
+    """The ``retrain`` settings a run's phase trained with: the config's, except
+    for IMP's dense round 0 (``round=0``), which trains without tweaks."""
+    return RetrainConfig() if round == 0 else config.retrain
+
+
 def trained_network(model, settings: RetrainConfig, directory: str) -> keras.Model:
     """The network a phase folder's ticket trained as, with its trained values:
     ``model`` (the ticket's network) with ``directory``'s ``trained.npz`` or,

@@ -39,13 +39,13 @@ import keras_tuner
 
 from keras_lottery import paths
 from keras_lottery._messages import print_msg
-from keras_lottery.config import RetrainConfig, RunConfig
+from keras_lottery.config import RunConfig
 from keras_lottery.errors import ConfigError, RunFolderError
 from keras_lottery.gradual import GradualPruning
 from keras_lottery.methods import registry
 from keras_lottery.pruning_schedules import IterativeRounds, OneShot, PolynomialDecay
 from keras_lottery.runs import runner
-from keras_lottery.runs.retrain import trained_network
+from keras_lottery.runs.retrain import phase_settings, trained_network
 from keras_lottery.ticket import Ticket
 
 
@@ -260,8 +260,7 @@ class IMPHyperModel(_RunHyperModel):
         with open(paths.result(directory)) as handle:
             last = json.load(handle)["rounds"][-1]["round"]
         _, model = runner.prepare(config)
-        # The dense round 0 trains without the retrain tweaks.
-        settings = config.retrain if last > 0 else RetrainConfig()
+        settings = phase_settings(config, last)
         return trained_network(model, settings, paths.round_dir(directory, last))
 
 
